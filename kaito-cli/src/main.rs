@@ -1,0 +1,2 @@
+//! The `kaito` command.
+fn main() {}

@@ -1,0 +1,231 @@
+//! Models: where weights come from ([`ModelSource`]) and what they are ([`ModelInfo`]).
+
+pub mod catalogue;
+#[cfg(feature = "fetch")]
+pub mod fetch;
+pub mod gguf;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use catalogue::Preset;
+use gguf::{GgufHeader, GgufValue};
+
+/// Where a model's weights come from, as a user names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A local GGUF file.
+    Path(PathBuf),
+    /// `hf:ORG/REPO/FILE.gguf[@REVISION]`: a file in a Hugging Face repository.
+    HuggingFace {
+        /// `ORG/REPO`.
+        repo: String,
+        /// Path of the file in the repository.
+        file: String,
+        /// Branch, tag or commit; `main` by default.
+        revision: String,
+    },
+    /// A catalogue preset.
+    Preset(&'static Preset),
+}
+
+impl ModelSource {
+    /// Parses `PATH`, `hf:ORG/REPO/FILE[@REV]` or a preset name.
+    ///
+    /// A string that is neither an existing file, an `hf:` reference nor a preset is [`Error::ModelNotFound`].
+    pub fn parse(spec: &str) -> Result<Self> {
+        let spec = spec.trim();
+        if let Some(rest) = spec.strip_prefix("hf:") {
+            let (path, revision) = match rest.rsplit_once('@') {
+                Some((p, r)) if !r.is_empty() => (p, r.to_owned()),
+                _ => (rest, "main".to_owned()),
+            };
+            let parts: Vec<&str> = path.splitn(3, '/').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) || path.contains("..") {
+                return Err(Error::spec(
+                    "model",
+                    format!("`{spec}` is not of the form hf:ORG/REPO/FILE.gguf"),
+                ));
+            }
+            return Ok(ModelSource::HuggingFace {
+                repo: format!("{}/{}", parts[0], parts[1]),
+                file: parts[2].to_owned(),
+                revision,
+            });
+        }
+        if let Some(preset) = catalogue::find_preset(spec) {
+            return Ok(ModelSource::Preset(preset));
+        }
+        let path = PathBuf::from(spec);
+        if path.is_file() {
+            return Ok(ModelSource::Path(path));
+        }
+        if path.exists() {
+            return Err(Error::ModelLoad { path, message: "is not a file".to_owned() });
+        }
+        Err(Error::ModelNotFound(spec.to_owned()))
+    }
+
+    /// The name the OpenAI API serves this model under by default.
+    pub fn default_served_name(&self) -> String {
+        match self {
+            ModelSource::Path(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".to_owned()),
+            ModelSource::HuggingFace { repo, file, .. } => {
+                let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned());
+                stem.unwrap_or_else(|| repo.clone())
+            }
+            ModelSource::Preset(p) => p.name.to_owned(),
+        }
+    }
+}
+
+/// What a model file is, read from its GGUF header.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// Name served by the API.
+    pub id: String,
+    /// The weights file.
+    pub path: PathBuf,
+    /// `general.architecture` (`llama`, `qwen2`, ...).
+    pub architecture: String,
+    /// `general.name`, if present.
+    pub display_name: Option<String>,
+    /// Number of weights.
+    pub parameters: u64,
+    /// Training context length.
+    pub context_length: Option<u32>,
+    /// Quantization (`Q4_1`, `F16`, ...).
+    pub quantization: Option<String>,
+    /// Transformer blocks.
+    pub layers: Option<u32>,
+    /// Attention heads.
+    pub heads: Option<u32>,
+    /// Key/value heads (GQA).
+    pub kv_heads: Option<u32>,
+    /// Hidden size.
+    pub embedding_length: Option<u32>,
+    /// Vocabulary size.
+    pub vocab_size: Option<u32>,
+    /// Jinja chat template (`tokenizer.chat_template`).
+    pub chat_template: Option<String>,
+    /// Beginning-of-sequence token text.
+    pub bos_token: Option<String>,
+    /// End-of-sequence token text.
+    pub eos_token: Option<String>,
+    /// File size in bytes.
+    pub file_size: u64,
+}
+
+/// Memory a model needs to serve, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemoryEstimate {
+    /// Weights (the file size).
+    pub weights: u64,
+    /// KV cache for the requested tokens (f16 keys and values).
+    pub kv_cache: u64,
+    /// Sum.
+    pub total: u64,
+}
+
+impl ModelInfo {
+    /// Reads the GGUF header at `path`; `id` is the served name.
+    pub fn from_gguf(path: &Path, id: impl Into<String>) -> Result<Self> {
+        let header = GgufHeader::read(path)?;
+        let architecture = header
+            .architecture()
+            .ok_or_else(|| Error::ModelLoad {
+                path: path.to_owned(),
+                message: "GGUF has no general.architecture".to_owned(),
+            })?
+            .to_owned();
+        let u32_of = |suffix: &str| header.arch_u64(suffix).and_then(|v| u32::try_from(v).ok());
+        let token = |key: &str| {
+            header.get(key).and_then(GgufValue::as_u64).and_then(|id| header.token_text(id)).map(str::to_owned)
+        };
+        let vocab_size = u32_of("vocab_size").or_else(|| match header.get("tokenizer.ggml.tokens") {
+            Some(GgufValue::StringArray(t)) => u32::try_from(t.len()).ok(),
+            _ => None,
+        });
+        Ok(Self {
+            id: id.into(),
+            path: path.to_owned(),
+            display_name: header.get("general.name").and_then(GgufValue::as_str).map(str::to_owned),
+            parameters: header.parameter_count,
+            context_length: u32_of("context_length"),
+            quantization: header
+                .get("general.file_type")
+                .and_then(GgufValue::as_u64)
+                .map(|t| gguf::file_type_name(t).to_owned()),
+            layers: u32_of("block_count"),
+            heads: u32_of("attention.head_count"),
+            kv_heads: u32_of("attention.head_count_kv").or_else(|| u32_of("attention.head_count")),
+            embedding_length: u32_of("embedding_length"),
+            vocab_size,
+            chat_template: header.get("tokenizer.chat_template").and_then(GgufValue::as_str).map(str::to_owned),
+            bos_token: token("tokenizer.ggml.bos_token_id"),
+            eos_token: token("tokenizer.ggml.eos_token_id"),
+            file_size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            architecture,
+        })
+    }
+
+    /// Dimension of one attention head.
+    pub fn head_dim(&self) -> Option<u32> {
+        Some(self.embedding_length? / self.heads?.max(1))
+    }
+
+    /// Bytes of f16 KV cache per token: 2 (K and V) × layers × kv_heads × head_dim × 2 bytes.
+    pub fn kv_bytes_per_token(&self) -> Option<u64> {
+        Some(2 * u64::from(self.layers?) * u64::from(self.kv_heads?) * u64::from(self.head_dim()?) * 2)
+    }
+
+    /// Memory to serve `tokens` tokens of KV cache in total (all sequences).
+    pub fn memory_estimate(&self, tokens: u64) -> MemoryEstimate {
+        let kv_cache = self.kv_bytes_per_token().unwrap_or(0) * tokens;
+        MemoryEstimate { weights: self.file_size, kv_cache, total: self.file_size + kv_cache }
+    }
+}
+
+/// The cache directory: `$KAITO_CACHE_DIR`, else `$XDG_CACHE_HOME/kaito`, else `~/.cache/kaito`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KAITO_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("kaito");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("kaito")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hf_references() {
+        let s = ModelSource::parse("hf:TheOrg/the-repo/sub/model.Q4_0.gguf@v1").unwrap();
+        assert_eq!(
+            s,
+            ModelSource::HuggingFace {
+                repo: "TheOrg/the-repo".into(),
+                file: "sub/model.Q4_0.gguf".into(),
+                revision: "v1".into()
+            }
+        );
+        assert_eq!(s.default_served_name(), "model.Q4_0");
+        assert!(matches!(ModelSource::parse("hf:only/two"), Err(Error::InvalidSpec { .. })));
+    }
+
+    #[test]
+    fn presets_and_unknown_names() {
+        assert!(matches!(ModelSource::parse("SmolLM2-135M-Instruct"), Ok(ModelSource::Preset(_))));
+        let err = ModelSource::parse("no-such-model-anywhere").unwrap_err();
+        assert!(err.to_string().contains("smollm2-135m-instruct"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! KAITO-compatible Kubernetes CRDs, rendering and controller (in progress).
