@@ -1,2 +1,56 @@
-//! The `kaito` command.
-fn main() {}
+//! The `kaito` command: serve a model over an OpenAI-compatible API, chat with it, or generate once.
+
+mod args;
+mod chat;
+mod logging;
+mod runtime;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(a) => a.log_format,
+        _ => args::LogFormat::Text,
+    };
+    logging::init(log_format, cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Chat(a) => chat::run_chat(a).await,
+            Command::Generate(a) => chat::run_generate(a).await,
+            Command::Pull(a) => runtime::pull(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format_error(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line: the error and its causes joined by ": ".
+fn format_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

@@ -18,9 +18,13 @@
 //! ```
 
 pub mod backend;
+pub mod chat_template;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod model;
+pub mod server;
+pub mod stop;
 pub mod workspace;
 
 pub use backend::{

@@ -1,0 +1,296 @@
+//! The engine thread: continuous (iteration-level) batching over one llama.cpp context.
+//!
+//! Every step builds one batch holding the next token of every decoding sequence plus, within the
+//! step's token budget, a chunk of prompt for sequences still in prefill (chunked prefill). New
+//! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
+//! at once and free their KV cells.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use kaito_core::{
+    EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender, Health,
+};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::{mpsc, oneshot};
+
+use super::embed::Embedder;
+use super::sampler;
+use crate::error::{Error, Result};
+
+/// Fixed engine parameters.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EngineSettings {
+    pub threads: i32,
+    pub ctx_size: u32,
+    pub parallel: u32,
+    pub batch_size: u32,
+}
+
+/// What the async side asks of the engine thread.
+pub(super) enum Command {
+    Generate { request: Box<GenerateRequest>, sender: GenerationSender, enqueued: Instant },
+    Embed { inputs: Vec<Vec<u32>>, reply: oneshot::Sender<Result<Vec<Vec<f32>>>> },
+}
+
+struct Waiting {
+    request: Box<GenerateRequest>,
+    sender: GenerationSender,
+    enqueued: Instant,
+}
+
+/// A sequence occupying one KV-cache sequence id.
+struct Sequence {
+    seq_id: i32,
+    request: Box<GenerateRequest>,
+    sender: GenerationSender,
+    sampler: LlamaSampler,
+    /// Prompt tokens already in the KV cache.
+    prefilled: usize,
+    /// Next position to write.
+    n_past: i32,
+    /// Last sampled token, fed at the next step.
+    last: Option<LlamaToken>,
+    generated: u32,
+    /// Index in the current batch whose logits belong to this sequence.
+    logits_at: Option<i32>,
+}
+
+pub(super) fn run(
+    backend: &'static LlamaBackend,
+    model: Arc<LlamaModel>,
+    settings: EngineSettings,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    ready: oneshot::Sender<Result<()>>,
+    stats: Arc<Mutex<EngineStats>>,
+    health: Arc<Mutex<Health>>,
+) {
+    let n_ctx_total = settings.ctx_size * settings.parallel;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx_total))
+        .with_n_batch(settings.batch_size)
+        .with_n_ubatch(settings.batch_size)
+        .with_n_seq_max(settings.parallel)
+        .with_kv_unified(true)
+        .with_n_threads(settings.threads)
+        .with_n_threads_batch(settings.threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Context(e.to_string())));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut engine = Engine {
+        model: &model,
+        settings,
+        n_ctx_total,
+        batch: LlamaBatch::new(settings.batch_size as usize, 1),
+        free_ids: (0..settings.parallel as i32).rev().collect(),
+        running: Vec::new(),
+        waiting: VecDeque::new(),
+        embedder: None,
+        backend,
+        cached_prompt_tokens: 0,
+    };
+    loop {
+        if engine.running.is_empty() && engine.waiting.is_empty() {
+            engine.publish(&stats);
+            match commands.blocking_recv() {
+                Some(cmd) => engine.accept(cmd),
+                None => break,
+            }
+        }
+        while let Ok(cmd) = commands.try_recv() {
+            engine.accept(cmd);
+        }
+        engine.drop_cancelled(&mut ctx);
+        engine.admit(&mut ctx);
+        engine.publish(&stats);
+        if engine.running.is_empty() {
+            continue;
+        }
+        if let Err(e) = engine.step(&mut ctx) {
+            tracing::error!(error = %e, "engine step failed");
+            engine.fail_all(&mut ctx, &e);
+            if matches!(e, Error::EngineStopped) {
+                *health.lock().expect("health lock") = Health::Unhealthy(e.to_string());
+                break;
+            }
+        }
+    }
+    tracing::debug!("engine thread exits");
+}
+
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    backend: &'static LlamaBackend,
+    settings: EngineSettings,
+    n_ctx_total: u32,
+    batch: LlamaBatch<'static>,
+    free_ids: Vec<i32>,
+    running: Vec<Sequence>,
+    waiting: VecDeque<Waiting>,
+    embedder: Option<Embedder<'m>>,
+    cached_prompt_tokens: u64,
+}
+
+impl<'m> Engine<'m> {
+    fn accept(&mut self, cmd: Command) {
+        match cmd {
+            Command::Generate { request, sender, enqueued } => {
+                self.waiting.push_back(Waiting { request, sender, enqueued });
+            }
+            Command::Embed { inputs, reply } => {
+                let result = self.embed(inputs);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn embed(&mut self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>> {
+        if self.embedder.is_none() {
+            self.embedder = Some(Embedder::new(self.model, self.backend, self.settings.ctx_size, self.settings.threads)?);
+        }
+        self.embedder.as_mut().expect("embedder created").embed(&inputs)
+    }
+
+    fn publish(&self, stats: &Mutex<EngineStats>) {
+        let used: i64 = self.running.iter().map(|s| i64::from(s.n_past)).sum();
+        let mut s = stats.lock().expect("stats lock");
+        s.running = self.running.len();
+        s.waiting = self.waiting.len();
+        s.kv_cache_usage = used as f64 / f64::from(self.n_ctx_total.max(1));
+        s.cached_prompt_tokens = self.cached_prompt_tokens;
+    }
+
+    fn drop_cancelled(&mut self, ctx: &mut LlamaContext<'_>) {
+        self.waiting.retain(|w| !w.sender.is_cancelled());
+        let mut i = 0;
+        while i < self.running.len() {
+            if self.running[i].sender.is_cancelled() {
+                let seq = self.running.swap_remove(i);
+                tracing::debug!(id = %seq.request.id, "sequence cancelled");
+                self.release(ctx, seq.seq_id);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32) {
+        let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+        self.free_ids.push(seq_id);
+    }
+
+    fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
+        while !self.free_ids.is_empty() {
+            let Some(w) = self.waiting.pop_front() else { break };
+            let sampler = match sampler::build(self.model, &w.request) {
+                Ok(s) => s,
+                Err(e) => {
+                    w.sender.send(Err(e.into()));
+                    continue;
+                }
+            };
+            let seq_id = self.free_ids.pop().expect("checked non-empty");
+            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+            w.sender.send(Ok(GenerationEvent::Started { queue_time: w.enqueued.elapsed(), cached_prompt_tokens: 0 }));
+            self.running.push(Sequence {
+                seq_id,
+                request: w.request,
+                sender: w.sender,
+                sampler,
+                prefilled: 0,
+                n_past: 0,
+                last: None,
+                generated: 0,
+                logits_at: None,
+            });
+        }
+    }
+
+    /// One decode step over every running sequence.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>) -> Result<()> {
+        self.batch.clear();
+        let budget = self.settings.batch_size as usize;
+        let mut used = 0usize;
+        // Decoding sequences first: one token each, so running streams never stall behind a prefill.
+        for seq in self.running.iter_mut() {
+            seq.logits_at = None;
+            if let Some(token) = seq.last {
+                self.batch.add(token, seq.n_past, &[seq.seq_id], true).map_err(|e| Error::Decode(e.to_string()))?;
+                seq.logits_at = Some(used as i32);
+                seq.n_past += 1;
+                used += 1;
+            }
+        }
+        // Then prompt chunks, oldest first, within what is left of the budget.
+        for seq in self.running.iter_mut() {
+            if seq.last.is_some() || used >= budget {
+                continue;
+            }
+            let remaining = seq.request.prompt.len() - seq.prefilled;
+            let take = remaining.min(budget - used);
+            for k in 0..take {
+                let token = LlamaToken(seq.request.prompt[seq.prefilled + k] as i32);
+                let is_last = seq.prefilled + k + 1 == seq.request.prompt.len();
+                self.batch.add(token, seq.n_past, &[seq.seq_id], is_last).map_err(|e| Error::Decode(e.to_string()))?;
+                if is_last {
+                    seq.logits_at = Some(used as i32);
+                }
+                seq.n_past += 1;
+                used += 1;
+            }
+            seq.prefilled += take;
+        }
+        if used == 0 {
+            return Ok(());
+        }
+        ctx.decode(&mut self.batch).map_err(|e| Error::Decode(e.to_string()))?;
+
+        let mut finished = Vec::new();
+        for (i, seq) in self.running.iter_mut().enumerate() {
+            let Some(at) = seq.logits_at else { continue };
+            let step_logprobs = seq.request.logprobs.map(|k| sampler::logprobs_at(self.model, ctx, at, k as usize));
+            let token = seq.sampler.sample(ctx, at);
+            let vocab = self.model.vocab();
+            if vocab.is_eog(token) {
+                finished.push((i, FinishReason::Stop));
+                continue;
+            }
+            let logprob = step_logprobs.map(|s| s.for_token(token));
+            let bytes = vocab.token_to_piece(token, false, None);
+            seq.generated += 1;
+            seq.last = Some(token);
+            let alive = seq.sender.send(Ok(GenerationEvent::Token(GeneratedToken { id: token.0 as u32, bytes, logprob })));
+            if !alive {
+                finished.push((i, FinishReason::Stop));
+            } else if seq.generated >= seq.request.max_tokens || seq.n_past as u32 >= self.settings.ctx_size {
+                finished.push((i, FinishReason::Length));
+            }
+        }
+        for (i, reason) in finished.into_iter().rev() {
+            let seq = self.running.swap_remove(i);
+            seq.sender.send(Ok(GenerationEvent::Finished { reason }));
+            self.release(ctx, seq.seq_id);
+        }
+        Ok(())
+    }
+
+    fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {
+        for seq in std::mem::take(&mut self.running) {
+            seq.sender.send(Err(kaito_core::Error::Engine(e.to_string())));
+            self.release(ctx, seq.seq_id);
+        }
+    }
+}

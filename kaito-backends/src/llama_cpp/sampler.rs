@@ -1,0 +1,97 @@
+//! Sampler chains (OpenAI parameters → llama.cpp samplers) and log-probabilities.
+
+use kaito_core::{Constraint, GenerateRequest, TokenLogprob};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::error::{Error, Result};
+
+/// Grammar for `response_format: json_object`: any JSON object.
+const JSON_OBJECT_SCHEMA: &str = r#"{"type": "object"}"#;
+
+/// Builds the sampler chain for a request: penalties, grammar, then greedy or top-k/top-p/min-p/temperature/dist.
+pub(super) fn build(model: &LlamaModel, request: &GenerateRequest) -> Result<LlamaSampler> {
+    let p = &request.sampling;
+    let mut chain = Vec::new();
+    if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
+        // last_n = -1: over every token generated so far (only generated tokens are accepted).
+        chain.push(LlamaSampler::penalties(model.n_vocab(), -1, 1.0, p.frequency_penalty, p.presence_penalty));
+    }
+    if let Some(grammar) = grammar_for(request.constraint.as_ref())? {
+        let sampler = LlamaSampler::grammar(model, &grammar, "root").map_err(|e| Error::Constraint(e.to_string()))?;
+        chain.push(sampler);
+    }
+    if p.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if p.top_k > 0 {
+            chain.push(LlamaSampler::top_k(p.top_k as i32));
+        }
+        if p.top_p < 1.0 {
+            chain.push(LlamaSampler::top_p(p.top_p, 1));
+        }
+        if p.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(p.min_p, 1));
+        }
+        chain.push(LlamaSampler::temp(p.temperature));
+        let seed = p.seed.unwrap_or_else(rand::random::<u64>);
+        chain.push(LlamaSampler::dist((seed ^ (seed >> 32)) as u32));
+    }
+    Ok(LlamaSampler::chain_simple(chain))
+}
+
+/// The GBNF grammar a constraint compiles to.
+pub(super) fn grammar_for(constraint: Option<&Constraint>) -> Result<Option<String>> {
+    let schema = match constraint {
+        None => return Ok(None),
+        Some(Constraint::Grammar(g)) => return Ok(Some(g.clone())),
+        Some(Constraint::JsonObject) => JSON_OBJECT_SCHEMA.to_owned(),
+        Some(Constraint::JsonSchema(s)) => s.to_string(),
+    };
+    llama_cpp_2::json_schema_to_grammar(&schema)
+        .map(Some)
+        .map_err(|e| Error::Constraint(format!("unsupported JSON schema: {e}")))
+}
+
+/// Log-softmax of one position's logits, kept until the sampled token is known.
+pub(super) struct StepLogprobs {
+    log_sum_exp: f32,
+    logits: Vec<f32>,
+    top: Vec<(u32, Vec<u8>, f32)>,
+}
+
+impl StepLogprobs {
+    /// The sampled token's logprob and the alternatives.
+    pub(super) fn for_token(self, token: LlamaToken) -> TokenLogprob {
+        let logit = self.logits.get(token.0 as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        TokenLogprob { logprob: (logit - self.log_sum_exp).min(0.0), top: self.top }
+    }
+}
+
+/// Reads the logits at batch index `at` and prepares logprobs with the `k` best alternatives.
+pub(super) fn logprobs_at(model: &LlamaModel, ctx: &LlamaContext<'_>, at: i32, k: usize) -> StepLogprobs {
+    let logits = ctx.get_logits_ith(at).to_vec();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    let log_sum_exp = max + sum.ln();
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(order.len());
+    let top = if k == 0 {
+        Vec::new()
+    } else {
+        order.select_nth_unstable_by(k - 1, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+        order.truncate(k);
+        order.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+        let vocab = model.vocab();
+        order
+            .into_iter()
+            .map(|t| {
+                let bytes = vocab.token_to_piece(LlamaToken(t as i32), false, None);
+                (t, bytes, (logits[t as usize] - log_sum_exp).min(0.0))
+            })
+            .collect()
+    };
+    StepLogprobs { log_sum_exp, logits, top }
+}

@@ -1,0 +1,126 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kaito: serve open-source LLMs as simply as a microservice.
+#[derive(Debug, Parser)]
+#[command(name = "kaito", version, about)]
+pub struct Cli {
+    /// More logs (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a model over an OpenAI-compatible HTTP API (default: the bundled SmolLM2-135M-Instruct).
+    Serve(ServeArgs),
+    /// Chat with a model in the terminal.
+    Chat(ModelArgs),
+    /// Generate one answer to a prompt and print it.
+    Generate(GenerateArgs),
+    /// Download a model into the cache and print its local path.
+    Pull(PullArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which model and engine settings.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A GGUF file, `hf:ORG/REPO/FILE.gguf[@REV]`, or a preset name. Default: smollm2-135m-instruct.
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Serve what this Workspace YAML declares (KAITO `kaito.sh/v1beta1` Workspace).
+    #[arg(short = 'f', long = "file", value_name = "WORKSPACE_YAML")]
+    pub workspace: Option<PathBuf>,
+    /// Inference threads.
+    #[arg(short, long)]
+    pub threads: Option<u32>,
+    /// Context window of one sequence, in tokens.
+    #[arg(short = 'c', long)]
+    pub ctx_size: Option<u32>,
+    /// Sequences decoded at once.
+    #[arg(long)]
+    pub parallel: Option<u32>,
+    /// Requests that may wait for a free sequence before new ones get 503.
+    #[arg(long)]
+    pub max_queue: Option<u32>,
+    /// Model cache directory (default: $KAITO_CACHE_DIR, $XDG_CACHE_HOME/kaito or ~/.cache/kaito).
+    #[arg(long, env = "KAITO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `kaito serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Model and engine.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(short, long, default_value_t = 8080)]
+    pub port: u16,
+    /// Model id the API serves (default: the preset or file name).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// File with API keys, one per line; requests to /v1 then need `Authorization: Bearer KEY`.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// An API key (alternative to --api-key-file).
+    #[arg(long, env = "KAITO_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+/// `kaito generate`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The prompt (sent as a user message).
+    pub prompt: String,
+    /// Model and engine.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// New-token limit.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Treat the prompt as raw text instead of a chat message.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// `kaito pull`.
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// A preset name or `hf:ORG/REPO/FILE.gguf`. Default: smollm2-135m-instruct.
+    pub model: Option<String>,
+    /// Model cache directory.
+    #[arg(long, env = "KAITO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}

@@ -1,0 +1,94 @@
+//! `kaito chat` (interactive) and `kaito generate` (one shot), in-process without HTTP.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use anyhow::Result;
+use futures::StreamExt;
+use kaito_core::server::generation::{self, ChoiceEvent, Job};
+use kaito_core::server::{AppState, ServerConfig};
+use kaito_core::SamplingParams;
+use serde_json::{json, Value};
+
+use crate::args::{GenerateArgs, ModelArgs};
+use crate::runtime;
+
+async fn start(args: &ModelArgs) -> Result<Arc<AppState>> {
+    let plan = runtime::plan(args, None)?;
+    let path = runtime::fetch(&plan).await?;
+    let backend = runtime::load(&plan, path).await?;
+    let state = AppState::new(ServerConfig::new(plan.served_name.clone()));
+    state.set_backend(backend)?;
+    Ok(state)
+}
+
+/// Streams one answer to stdout; returns its text.
+async fn answer(state: &Arc<AppState>, prompt_text: &str, max_tokens: u32, sampling: SamplingParams) -> Result<String> {
+    let backend = state.backend()?;
+    let prompt = backend.tokenize(prompt_text, true, true)?;
+    let max_tokens = kaito_core::server::params::fit_context(prompt.len(), Some(max_tokens.min(backend.context_size().saturating_sub(prompt.len() as u32).max(1))), backend.context_size())?;
+    let admission = state.admit(1)?;
+    let job = Job { id: "cli".into(), prompt, max_tokens, sampling, stops: Vec::new(), n: 1, logprobs: None, constraint: None };
+    let mut events = generation::start(state, job, admission)?;
+    let mut text = String::new();
+    let mut out = std::io::stdout();
+    while let Some(event) = events.next().await {
+        match event {
+            ChoiceEvent::Delta { text: t, .. } => {
+                print!("{t}");
+                out.flush()?;
+                text.push_str(&t);
+            }
+            ChoiceEvent::Finished { .. } => break,
+            ChoiceEvent::Failed(e) => return Err(e.into()),
+        }
+    }
+    println!();
+    Ok(text)
+}
+
+/// `kaito generate "prompt"`.
+pub async fn run_generate(args: GenerateArgs) -> Result<()> {
+    if args.prompt.trim().is_empty() {
+        anyhow::bail!("the prompt is empty");
+    }
+    let state = start(&args.model).await?;
+    let prompt = if args.raw {
+        args.prompt.clone()
+    } else {
+        state.template()?.render(&[json!({"role": "user", "content": args.prompt})], None, true)?
+    };
+    let sampling = SamplingParams { temperature: args.temperature, seed: args.seed, ..SamplingParams::default() };
+    answer(&state, &prompt, args.max_tokens, sampling).await?;
+    Ok(())
+}
+
+/// `kaito chat`: reads lines from stdin, keeps the conversation, streams answers. `/reset` clears, `/exit` quits.
+pub async fn run_chat(args: ModelArgs) -> Result<()> {
+    let state = start(&args).await?;
+    eprintln!("kaito chat with `{}` — type a message; /reset clears the conversation, /exit or Ctrl-D quits.", state.config.served_model_name);
+    let mut history: Vec<Value> = Vec::new();
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                history.clear();
+                continue;
+            }
+            _ => {}
+        }
+        history.push(json!({"role": "user", "content": line}));
+        let prompt = state.template()?.render(&history, None, true)?;
+        let reply = answer(&state, &prompt, 512, SamplingParams { temperature: 0.7, ..SamplingParams::default() }).await?;
+        history.push(json!({"role": "assistant", "content": reply}));
+    }
+    Ok(())
+}

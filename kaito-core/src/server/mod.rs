@@ -1,0 +1,94 @@
+//! The OpenAI-compatible HTTP server (axum).
+//!
+//! A request flows: socket → axum router → (auth) → handler parses and validates the body →
+//! chat template + tokenizer → admission control → [`crate::Backend::generate`] per choice →
+//! engine thread → token events → stop-string matcher → JSON or SSE chunks → socket.
+
+mod auth;
+mod chat;
+mod completions;
+mod embeddings;
+pub mod error;
+pub mod generation;
+mod json;
+pub mod openai;
+pub mod params;
+mod probes;
+mod request_log;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+
+pub use auth::read_key_file;
+pub use error::ApiError;
+pub use state::{Admission, AppState, ServerConfig};
+
+use crate::backend::{GenerateRequest, GenerationEvent, SamplingParams};
+use crate::error::{Error, Result};
+
+/// Body size limit (prompts are text; 16 MiB is generous).
+const BODY_LIMIT: usize = 16 << 20;
+
+/// The router: `/v1/*` (behind optional auth) plus probes and metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(probes::models))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    Router::new()
+        .merge(v1)
+        .route("/health", get(probes::health))
+        .route("/ready", get(probes::ready))
+        .route("/health/ready", get(probes::ready))
+        .route("/metrics", get(probes::metrics))
+        .fallback(|req: Request| async move { ApiError::route_not_found(req.uri().path()) })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("server failed", e))
+}
+
+/// Generates one real token with the loaded engine, then marks the server ready.
+pub async fn warm_up(state: &AppState) -> Result<()> {
+    let backend = state.backend()?;
+    let prompt = backend.tokenize("Hello", true, false)?;
+    let mut stream = backend.generate(GenerateRequest {
+        id: "warm-up".into(),
+        prompt,
+        max_tokens: 1,
+        sampling: SamplingParams::greedy(),
+        constraint: None,
+        logprobs: None,
+    })?;
+    let deadline = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(event) = stream.next().await {
+            match event? {
+                GenerationEvent::Token(_) | GenerationEvent::Finished { .. } => return Ok(()),
+                GenerationEvent::Started { .. } => {}
+            }
+        }
+        Err(Error::Engine("warm-up produced no token".into()))
+    });
+    deadline.await.map_err(|_| Error::Engine("warm-up timed out".into()))??;
+    state.set_ready();
+    Ok(())
+}
