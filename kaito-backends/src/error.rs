@@ -34,8 +34,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for kaito_core::Error {
     fn from(e: Error) -> Self {
         match e {
-            Error::ModelLoad { path, message } => kaito_core::Error::ModelLoad { path: path.into(), message },
-            Error::Constraint(m) => kaito_core::Error::InvalidRequest { param: Some("response_format".into()), message: m },
+            Error::ModelLoad { path, message } => kaito_core::Error::ModelLoad {
+                path: path.into(),
+                message,
+            },
+            Error::Constraint(m) => kaito_core::Error::InvalidRequest {
+                param: Some("response_format".into()),
+                message: m,
+            },
             Error::NotCompiled(f) => kaito_core::Error::NotCompiled(f),
             other => kaito_core::Error::Engine(other.to_string()),
         }

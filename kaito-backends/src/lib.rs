@@ -19,15 +19,27 @@ use kaito_core::{Backend, BackendKind, EngineConfig};
 pub use error::Error;
 
 /// Loads `model_path` with the engine `config.backend` names; `served_name` is the API model id.
-pub fn load(model_path: &Path, served_name: &str, config: &EngineConfig) -> kaito_core::Result<Arc<dyn Backend>> {
+pub fn load(
+    model_path: &Path,
+    served_name: &str,
+    config: &EngineConfig,
+) -> kaito_core::Result<Arc<dyn Backend>> {
     match config.backend {
         BackendKind::LlamaCpp => load_llama_cpp(model_path, served_name, config),
     }
 }
 
 #[cfg(feature = "llama-cpp")]
-fn load_llama_cpp(model_path: &Path, served_name: &str, config: &EngineConfig) -> kaito_core::Result<Arc<dyn Backend>> {
-    Ok(Arc::new(llama_cpp::LlamaCppBackend::load(model_path, served_name, config)?))
+fn load_llama_cpp(
+    model_path: &Path,
+    served_name: &str,
+    config: &EngineConfig,
+) -> kaito_core::Result<Arc<dyn Backend>> {
+    Ok(Arc::new(llama_cpp::LlamaCppBackend::load(
+        model_path,
+        served_name,
+        config,
+    )?))
 }
 
 #[cfg(not(feature = "llama-cpp"))]

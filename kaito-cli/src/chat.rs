@@ -23,12 +23,37 @@ async fn start(args: &ModelArgs) -> Result<Arc<AppState>> {
 }
 
 /// Streams one answer to stdout; returns its text.
-async fn answer(state: &Arc<AppState>, prompt_text: &str, max_tokens: u32, sampling: SamplingParams) -> Result<String> {
+async fn answer(
+    state: &Arc<AppState>,
+    prompt_text: &str,
+    max_tokens: u32,
+    sampling: SamplingParams,
+) -> Result<String> {
     let backend = state.backend()?;
     let prompt = backend.tokenize(prompt_text, true, true)?;
-    let max_tokens = kaito_core::server::params::fit_context(prompt.len(), Some(max_tokens.min(backend.context_size().saturating_sub(prompt.len() as u32).max(1))), backend.context_size())?;
+    let max_tokens = kaito_core::server::params::fit_context(
+        prompt.len(),
+        Some(
+            max_tokens.min(
+                backend
+                    .context_size()
+                    .saturating_sub(prompt.len() as u32)
+                    .max(1),
+            ),
+        ),
+        backend.context_size(),
+    )?;
     let admission = state.admit(1)?;
-    let job = Job { id: "cli".into(), prompt, max_tokens, sampling, stops: Vec::new(), n: 1, logprobs: None, constraint: None };
+    let job = Job {
+        id: "cli".into(),
+        prompt,
+        max_tokens,
+        sampling,
+        stops: Vec::new(),
+        n: 1,
+        logprobs: None,
+        constraint: None,
+    };
     let mut events = generation::start(state, job, admission)?;
     let mut text = String::new();
     let mut out = std::io::stdout();
@@ -56,9 +81,17 @@ pub async fn run_generate(args: GenerateArgs) -> Result<()> {
     let prompt = if args.raw {
         args.prompt.clone()
     } else {
-        state.template()?.render(&[json!({"role": "user", "content": args.prompt})], None, true)?
+        state.template()?.render(
+            &[json!({"role": "user", "content": args.prompt})],
+            None,
+            true,
+        )?
     };
-    let sampling = SamplingParams { temperature: args.temperature, seed: args.seed, ..SamplingParams::default() };
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        seed: args.seed,
+        ..SamplingParams::default()
+    };
     answer(&state, &prompt, args.max_tokens, sampling).await?;
     Ok(())
 }
@@ -87,7 +120,16 @@ pub async fn run_chat(args: ModelArgs) -> Result<()> {
         }
         history.push(json!({"role": "user", "content": line}));
         let prompt = state.template()?.render(&history, None, true)?;
-        let reply = answer(&state, &prompt, 512, SamplingParams { temperature: 0.7, ..SamplingParams::default() }).await?;
+        let reply = answer(
+            &state,
+            &prompt,
+            512,
+            SamplingParams {
+                temperature: 0.7,
+                ..SamplingParams::default()
+            },
+        )
+        .await?;
         history.push(json!({"role": "assistant", "content": reply}));
     }
     Ok(())

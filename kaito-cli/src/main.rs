@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         _ => args::LogFormat::Text,
     };
     logging::init(log_format, cli.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -48,7 +48,8 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
             if let Some(model) = &inference.model {
                 sha256 = model.sha256.clone();
                 ws_served_name = model.served_name.clone();
-                ModelSource::parse(&model.source).map_err(|e| anyhow::anyhow!("inference.model.source: {e}"))?
+                ModelSource::parse(&model.source)
+                    .map_err(|e| anyhow::anyhow!("inference.model.source: {e}"))?
             } else if let Some(preset) = &inference.preset {
                 match catalogue::find_preset(&preset.name) {
                     Some(p) => ModelSource::Preset(p),
@@ -86,8 +87,17 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
         .map(str::to_owned)
         .or(ws_served_name)
         .unwrap_or_else(|| source.default_served_name());
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(kaito_core::model::default_cache_dir);
-    Ok(Plan { source, sha256, served_name, engine, cache_dir })
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(kaito_core::model::default_cache_dir);
+    Ok(Plan {
+        source,
+        sha256,
+        served_name,
+        engine,
+        cache_dir,
+    })
 }
 
 /// Downloads the weights if needed (with a progress bar) and returns their path.
@@ -107,7 +117,9 @@ pub async fn fetch(plan: &Plan) -> Result<PathBuf> {
 pub async fn load(plan: &Plan, path: PathBuf) -> Result<Arc<dyn Backend>> {
     let served = plan.served_name.clone();
     let engine = plan.engine.clone();
-    let backend = tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine)).await??;
+    let backend =
+        tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine))
+            .await??;
     Ok(backend)
 }
 

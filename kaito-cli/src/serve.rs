@@ -65,7 +65,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     eprintln!("kaito: serving `{}` at http://{local}/v1", plan.served_name);
 
     shutdown_signal().await;
-    tracing::info!(timeout_s = args.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
+    tracing::info!(
+        timeout_s = args.shutdown_timeout,
+        "shutting down: no new connections, finishing in-flight requests"
+    );
     let _ = stop_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(args.shutdown_timeout), server).await {
         Ok(joined) => joined??,
@@ -97,4 +100,3 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
-

@@ -51,7 +51,10 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Greedy decoding.
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 }
 
@@ -153,7 +156,10 @@ impl GenerationStream {
         let (tx, rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         (
-            GenerationSender { tx, cancel: cancel.clone() },
+            GenerationSender {
+                tx,
+                cancel: cancel.clone(),
+            },
             GenerationStream { rx, cancel },
         )
     }

@@ -18,25 +18,35 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("source", &self.source).finish()
+        f.debug_struct("ChatTemplate")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
 impl ChatTemplate {
     /// Compiles `source` (or ChatML when `None`).
-    pub fn new(source: Option<&str>, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<Self> {
+    pub fn new(
+        source: Option<&str>,
+        bos_token: Option<&str>,
+        eos_token: Option<&str>,
+    ) -> Result<Self> {
         let source = source.unwrap_or(CHATML_TEMPLATE).to_owned();
         let mut env = Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> std::result::Result<JinjaValue, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> std::result::Result<JinjaValue, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
         env.add_function("strftime_now", |format: String| -> String {
             let _ = format;
             String::new()
         });
-        env.add_template_owned("chat", source.clone()).map_err(|e| Error::Template(e.to_string()))?;
+        env.add_template_owned("chat", source.clone())
+            .map_err(|e| Error::Template(e.to_string()))?;
         Ok(Self {
             env,
             source,
@@ -51,8 +61,16 @@ impl ChatTemplate {
     }
 
     /// Renders `messages` (OpenAI message objects with string content) into a prompt.
-    pub fn render(&self, messages: &[Value], tools: Option<&[Value]>, add_generation_prompt: bool) -> Result<String> {
-        let template = self.env.get_template("chat").map_err(|e| Error::Template(e.to_string()))?;
+    pub fn render(
+        &self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| Error::Template(e.to_string()))?;
         template
             .render(minijinja::context! {
                 messages => JinjaValue::from_serialize(messages),
@@ -75,7 +93,9 @@ mod tests {
     #[test]
     fn renders_smollm2_template_with_default_system_prompt() {
         let t = ChatTemplate::new(Some(SMOLLM2), None, None).unwrap();
-        let out = t.render(&[json!({"role": "user", "content": "Hi"})], None, true).unwrap();
+        let out = t
+            .render(&[json!({"role": "user", "content": "Hi"})], None, true)
+            .unwrap();
         assert_eq!(
             out,
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -84,7 +104,12 @@ mod tests {
 
     #[test]
     fn template_errors_are_reported() {
-        let t = ChatTemplate::new(Some("{{ raise_exception('roles must alternate') }}"), None, None).unwrap();
+        let t = ChatTemplate::new(
+            Some("{{ raise_exception('roles must alternate') }}"),
+            None,
+            None,
+        )
+        .unwrap();
         let err = t.render(&[], None, true).unwrap_err();
         assert!(err.to_string().contains("roles must alternate"), "{err}");
         assert!(ChatTemplate::new(Some("{% for %}"), None, None).is_err());

@@ -95,17 +95,26 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidSpec`].
     pub fn spec(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidSpec { path: path.into(), message: message.into() }
+        Error::InvalidSpec {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::InvalidRequest`].
     pub fn request(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidRequest { param: Some(param.into()), message: message.into() }
+        Error::InvalidRequest {
+            param: Some(param.into()),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::Io`].
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// A stable, low-cardinality label for metrics and logs.

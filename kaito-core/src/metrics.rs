@@ -25,7 +25,13 @@ struct HistogramState {
 
 impl Histogram {
     fn new(bounds: &'static [f64]) -> Self {
-        Self { bounds, state: Mutex::new(HistogramState { counts: vec![0; bounds.len()], ..Default::default() }) }
+        Self {
+            bounds,
+            state: Mutex::new(HistogramState {
+                counts: vec![0; bounds.len()],
+                ..Default::default()
+            }),
+        }
     }
 
     fn observe(&self, v: f64) {
@@ -52,15 +58,16 @@ impl Histogram {
 }
 
 const TTFT_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0,
-    640.0, 2560.0,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
 const ITL_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
 ];
 const LATENCY_BUCKETS: &[f64] = &[
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0,
-    1920.0, 7680.0,
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
 ];
 
 /// The server's metrics.
@@ -119,43 +126,126 @@ impl Metrics {
     }
     /// A request finished with `finished_reason` (`stop`, `length`, `abort`).
     pub fn request_success(&self, finished_reason: &'static str) {
-        *self.success.lock().expect("metrics lock").entry(finished_reason).or_default() += 1;
+        *self
+            .success
+            .lock()
+            .expect("metrics lock")
+            .entry(finished_reason)
+            .or_default() += 1;
     }
     /// A request failed with an HTTP error.
     pub fn request_error(&self, status: &'static str, reason: &'static str) {
-        *self.errors.lock().expect("metrics lock").entry((status, reason)).or_default() += 1;
+        *self
+            .errors
+            .lock()
+            .expect("metrics lock")
+            .entry((status, reason))
+            .or_default() += 1;
     }
 
     /// Prometheus text exposition, with the engine's live figures.
     pub fn render(&self, engine: &EngineStats) -> String {
-        let labels = format!("model_name=\"{}\"", self.model_name.replace('\\', "\\\\").replace('"', "\\\""));
+        let labels = format!(
+            "model_name=\"{}\"",
+            self.model_name.replace('\\', "\\\\").replace('"', "\\\"")
+        );
         let mut out = String::with_capacity(8192);
         let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{labels}}} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{labels}}} {v}"
+            );
         };
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {v}"
+            );
         };
-        gauge(&mut out, "vllm:num_requests_running", "Requests being decoded.", engine.running as f64);
-        gauge(&mut out, "vllm:num_requests_waiting", "Requests waiting for a sequence slot.", engine.waiting as f64);
-        gauge(&mut out, "vllm:kv_cache_usage_perc", "KV-cache usage, 0 to 1.", engine.kv_cache_usage);
-        gauge(&mut out, "vllm:gpu_cache_usage_perc", "KV-cache usage, 0 to 1 (older name).", engine.kv_cache_usage);
-        counter(&mut out, "vllm:prompt_tokens_total", "Prompt tokens processed.", self.prompt_tokens.load(Ordering::Relaxed));
-        counter(&mut out, "vllm:generation_tokens_total", "Tokens generated.", self.generation_tokens.load(Ordering::Relaxed));
-        counter(&mut out, "vllm:prefix_cache_hits_total", "Prompt tokens served from the prefix cache.", engine.cached_prompt_tokens);
+        gauge(
+            &mut out,
+            "vllm:num_requests_running",
+            "Requests being decoded.",
+            engine.running as f64,
+        );
+        gauge(
+            &mut out,
+            "vllm:num_requests_waiting",
+            "Requests waiting for a sequence slot.",
+            engine.waiting as f64,
+        );
+        gauge(
+            &mut out,
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage, 0 to 1.",
+            engine.kv_cache_usage,
+        );
+        gauge(
+            &mut out,
+            "vllm:gpu_cache_usage_perc",
+            "KV-cache usage, 0 to 1 (older name).",
+            engine.kv_cache_usage,
+        );
+        counter(
+            &mut out,
+            "vllm:prompt_tokens_total",
+            "Prompt tokens processed.",
+            self.prompt_tokens.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "vllm:generation_tokens_total",
+            "Tokens generated.",
+            self.generation_tokens.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "vllm:prefix_cache_hits_total",
+            "Prompt tokens served from the prefix cache.",
+            engine.cached_prompt_tokens,
+        );
         let _ = writeln!(out, "# HELP vllm:request_success_total Requests finished, by reason.\n# TYPE vllm:request_success_total counter");
         for reason in ["stop", "length", "abort"] {
-            let n = self.success.lock().expect("metrics lock").get(reason).copied().unwrap_or(0);
-            let _ = writeln!(out, "vllm:request_success_total{{{labels},finished_reason=\"{reason}\"}} {n}");
+            let n = self
+                .success
+                .lock()
+                .expect("metrics lock")
+                .get(reason)
+                .copied()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "vllm:request_success_total{{{labels},finished_reason=\"{reason}\"}} {n}"
+            );
         }
         let _ = writeln!(out, "# HELP kaito:request_errors_total Requests answered with an error, by status and reason.\n# TYPE kaito:request_errors_total counter");
         for ((status, reason), n) in self.errors.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "kaito:request_errors_total{{{labels},status=\"{status}\",reason=\"{reason}\"}} {n}");
         }
-        self.ttft.render(&mut out, "vllm:time_to_first_token_seconds", "Time to first token.", &labels);
-        self.itl.render(&mut out, "vllm:inter_token_latency_seconds", "Time between tokens.", &labels);
-        self.e2e.render(&mut out, "vllm:e2e_request_latency_seconds", "Request latency.", &labels);
-        self.queue.render(&mut out, "vllm:request_queue_time_seconds", "Time waiting for a slot.", &labels);
+        self.ttft.render(
+            &mut out,
+            "vllm:time_to_first_token_seconds",
+            "Time to first token.",
+            &labels,
+        );
+        self.itl.render(
+            &mut out,
+            "vllm:inter_token_latency_seconds",
+            "Time between tokens.",
+            &labels,
+        );
+        self.e2e.render(
+            &mut out,
+            "vllm:e2e_request_latency_seconds",
+            "Request latency.",
+            &labels,
+        );
+        self.queue.render(
+            &mut out,
+            "vllm:request_queue_time_seconds",
+            "Time waiting for a slot.",
+            &labels,
+        );
         out
     }
 }
@@ -170,11 +260,18 @@ mod tests {
         m.add_prompt_tokens(7);
         m.observe_ttft(Duration::from_millis(30));
         m.request_success("stop");
-        let text = m.render(&EngineStats { running: 2, ..Default::default() });
+        let text = m.render(&EngineStats {
+            running: 2,
+            ..Default::default()
+        });
         assert!(text.contains("vllm:num_requests_running{model_name=\"smol\"} 2"));
         assert!(text.contains("vllm:prompt_tokens_total{model_name=\"smol\"} 7"));
-        assert!(text.contains("vllm:time_to_first_token_seconds_bucket{model_name=\"smol\",le=\"0.04\"} 1"));
+        assert!(text.contains(
+            "vllm:time_to_first_token_seconds_bucket{model_name=\"smol\",le=\"0.04\"} 1"
+        ));
         assert!(text.contains("vllm:time_to_first_token_seconds_count{model_name=\"smol\"} 1"));
-        assert!(text.contains("vllm:request_success_total{model_name=\"smol\",finished_reason=\"stop\"} 1"));
+        assert!(text.contains(
+            "vllm:request_success_total{model_name=\"smol\",finished_reason=\"stop\"} 1"
+        ));
     }
 }

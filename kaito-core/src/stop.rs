@@ -23,7 +23,10 @@ pub struct StopOutput {
 impl StopMatcher {
     /// A matcher for these stop strings (empty strings are ignored).
     pub fn new(stops: Vec<String>) -> Self {
-        Self { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), ..Self::default() }
+        Self {
+            stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
+            ..Self::default()
+        }
     }
 
     /// True once a stop string matched.
@@ -34,7 +37,10 @@ impl StopMatcher {
     /// Feeds one token's bytes.
     pub fn push(&mut self, bytes: &[u8]) -> StopOutput {
         if self.stopped {
-            return StopOutput { text: String::new(), stopped: true };
+            return StopOutput {
+                text: String::new(),
+                stopped: true,
+            };
         }
         self.partial.extend_from_slice(bytes);
         let valid_up_to = match std::str::from_utf8(&self.partial) {
@@ -44,7 +50,8 @@ impl StopMatcher {
             }
             Err(e) => {
                 let good = e.valid_up_to();
-                self.pending.push_str(std::str::from_utf8(&self.partial[..good]).expect("valid prefix"));
+                self.pending
+                    .push_str(std::str::from_utf8(&self.partial[..good]).expect("valid prefix"));
                 match e.error_len() {
                     // Invalid bytes: replace them, keep going.
                     Some(bad) => {
@@ -57,15 +64,26 @@ impl StopMatcher {
             }
         };
         self.partial.drain(..valid_up_to);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min()
+        {
             self.pending.truncate(at);
             self.stopped = true;
-            return StopOutput { text: std::mem::take(&mut self.pending), stopped: true };
+            return StopOutput {
+                text: std::mem::take(&mut self.pending),
+                stopped: true,
+            };
         }
         let hold = self.holdback();
         let emit_len = self.pending.len() - hold;
         let rest = self.pending.split_off(emit_len);
-        StopOutput { text: std::mem::replace(&mut self.pending, rest), stopped: false }
+        StopOutput {
+            text: std::mem::replace(&mut self.pending, rest),
+            stopped: false,
+        }
     }
 
     /// Emits whatever is held back (at the end of generation).
@@ -88,7 +106,8 @@ impl StopMatcher {
             let max = stop.len().saturating_sub(1).min(self.pending.len());
             for len in (1..=max).rev() {
                 let start = self.pending.len() - len;
-                if self.pending.is_char_boundary(start) && stop.starts_with(&self.pending[start..]) {
+                if self.pending.is_char_boundary(start) && stop.starts_with(&self.pending[start..])
+                {
                     best = best.max(len);
                     break;
                 }
@@ -118,19 +137,31 @@ mod tests {
 
     #[test]
     fn cuts_before_a_stop_split_across_tokens() {
-        assert_eq!(run(&["\n\n"], &[b"Paris", b".\n", b"\nMore"]), ("Paris.".into(), true));
-        assert_eq!(run(&["END"], &[b"abc E", b"N", b"D tail"]), ("abc ".into(), true));
+        assert_eq!(
+            run(&["\n\n"], &[b"Paris", b".\n", b"\nMore"]),
+            ("Paris.".into(), true)
+        );
+        assert_eq!(
+            run(&["END"], &[b"abc E", b"N", b"D tail"]),
+            ("abc ".into(), true)
+        );
     }
 
     #[test]
     fn releases_held_text_when_no_stop_follows() {
-        assert_eq!(run(&["END"], &[b"abc E", b"N", b"x"]), ("abc ENx".into(), false));
+        assert_eq!(
+            run(&["END"], &[b"abc E", b"N", b"x"]),
+            ("abc ENx".into(), false)
+        );
     }
 
     #[test]
     fn joins_utf8_split_across_tokens() {
         let e = "é".as_bytes();
-        assert_eq!(run(&[], &[b"caf", &e[..1], &e[1..]]), ("café".into(), false));
+        assert_eq!(
+            run(&[], &[b"caf", &e[..1], &e[1..]]),
+            ("café".into(), false)
+        );
     }
 
     #[test]

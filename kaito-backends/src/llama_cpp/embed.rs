@@ -17,7 +17,12 @@ pub(super) struct Embedder<'m> {
 }
 
 impl<'m> Embedder<'m> {
-    pub(super) fn new(model: &'m LlamaModel, backend: &LlamaBackend, ctx_size: u32, threads: i32) -> Result<Self> {
+    pub(super) fn new(
+        model: &'m LlamaModel,
+        backend: &LlamaBackend,
+        ctx_size: u32,
+        threads: i32,
+    ) -> Result<Self> {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(ctx_size))
             .with_n_batch(ctx_size)
@@ -27,8 +32,13 @@ impl<'m> Embedder<'m> {
             .with_pooling_type(LlamaPoolingType::Mean)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
-        let ctx = model.new_context(backend, params).map_err(|e| Error::Context(e.to_string()))?;
-        Ok(Self { ctx, batch: LlamaBatch::new(ctx_size as usize, 1) })
+        let ctx = model
+            .new_context(backend, params)
+            .map_err(|e| Error::Context(e.to_string()))?;
+        Ok(Self {
+            ctx,
+            batch: LlamaBatch::new(ctx_size as usize, 1),
+        })
     }
 
     /// Mean-pooled, L2-normalised embedding of each input.
@@ -38,11 +48,23 @@ impl<'m> Embedder<'m> {
             self.ctx.clear_kv_cache();
             self.batch.clear();
             for (pos, token) in input.iter().enumerate() {
-                self.batch.add(LlamaToken(*token as i32), pos as i32, &[0], true).map_err(|e| Error::Decode(e.to_string()))?;
+                self.batch
+                    .add(LlamaToken(*token as i32), pos as i32, &[0], true)
+                    .map_err(|e| Error::Decode(e.to_string()))?;
             }
-            self.ctx.decode(&mut self.batch).map_err(|e| Error::Decode(e.to_string()))?;
-            let embedding = self.ctx.embeddings_seq_ith(0).map_err(|_| Error::Decode("no pooled embedding".into()))?;
-            let norm = embedding.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            let embedding = self
+                .ctx
+                .embeddings_seq_ith(0)
+                .map_err(|_| Error::Decode("no pooled embedding".into()))?;
+            let norm = embedding
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12);
             out.push(embedding.iter().map(|v| v / norm).collect());
         }
         Ok(out)

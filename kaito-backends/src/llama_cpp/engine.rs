@@ -4,6 +4,11 @@
 //! step's token budget, a chunk of prompt for sequences still in prefill (chunked prefill). New
 //! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
 //! at once and free their KV cells.
+//!
+//! The KV cache is *not* unified: each sequence id has its own contiguous stream of cells. With a
+//! unified cache, concurrent sequences interleave their cells, which changes the SIMD summation
+//! order inside attention and so flips close greedy choices; per-sequence streams keep a request's
+//! output identical whether it runs alone or beside others (tested: `concurrent_requests_match_their_sequential_answers`).
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -11,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kaito_core::{
-    EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender, Health,
+    EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender,
+    Health,
 };
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -37,8 +43,15 @@ pub(super) struct EngineSettings {
 
 /// What the async side asks of the engine thread.
 pub(super) enum Command {
-    Generate { request: Box<GenerateRequest>, sender: GenerationSender, enqueued: Instant },
-    Embed { inputs: Vec<Vec<u32>>, reply: oneshot::Sender<Result<Vec<Vec<f32>>>> },
+    Generate {
+        request: Box<GenerateRequest>,
+        sender: GenerationSender,
+        enqueued: Instant,
+    },
+    Embed {
+        inputs: Vec<Vec<u32>>,
+        reply: oneshot::Sender<Result<Vec<Vec<f32>>>>,
+    },
 }
 
 struct Waiting {
@@ -69,7 +82,7 @@ pub(super) fn run(
     model: Arc<LlamaModel>,
     settings: EngineSettings,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    ready: oneshot::Sender<Result<()>>,
+    ready: std::sync::mpsc::SyncSender<Result<()>>,
     stats: Arc<Mutex<EngineStats>>,
     health: Arc<Mutex<Health>>,
 ) {
@@ -79,7 +92,7 @@ pub(super) fn run(
         .with_n_batch(settings.batch_size)
         .with_n_ubatch(settings.batch_size)
         .with_n_seq_max(settings.parallel)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_n_threads(settings.threads)
         .with_n_threads_batch(settings.threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -101,10 +114,11 @@ pub(super) fn run(
         embedder: None,
         backend,
         cached_prompt_tokens: 0,
+        stats,
     };
     loop {
         if engine.running.is_empty() && engine.waiting.is_empty() {
-            engine.publish(&stats);
+            engine.publish();
             match commands.blocking_recv() {
                 Some(cmd) => engine.accept(cmd),
                 None => break,
@@ -115,7 +129,7 @@ pub(super) fn run(
         }
         engine.drop_cancelled(&mut ctx);
         engine.admit(&mut ctx);
-        engine.publish(&stats);
+        engine.publish();
         if engine.running.is_empty() {
             continue;
         }
@@ -142,13 +156,22 @@ struct Engine<'m> {
     waiting: VecDeque<Waiting>,
     embedder: Option<Embedder<'m>>,
     cached_prompt_tokens: u64,
+    stats: Arc<Mutex<EngineStats>>,
 }
 
 impl<'m> Engine<'m> {
     fn accept(&mut self, cmd: Command) {
         match cmd {
-            Command::Generate { request, sender, enqueued } => {
-                self.waiting.push_back(Waiting { request, sender, enqueued });
+            Command::Generate {
+                request,
+                sender,
+                enqueued,
+            } => {
+                self.waiting.push_back(Waiting {
+                    request,
+                    sender,
+                    enqueued,
+                });
             }
             Command::Embed { inputs, reply } => {
                 let result = self.embed(inputs);
@@ -159,14 +182,22 @@ impl<'m> Engine<'m> {
 
     fn embed(&mut self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>> {
         if self.embedder.is_none() {
-            self.embedder = Some(Embedder::new(self.model, self.backend, self.settings.ctx_size, self.settings.threads)?);
+            self.embedder = Some(Embedder::new(
+                self.model,
+                self.backend,
+                self.settings.ctx_size,
+                self.settings.threads,
+            )?);
         }
-        self.embedder.as_mut().expect("embedder created").embed(&inputs)
+        self.embedder
+            .as_mut()
+            .expect("embedder created")
+            .embed(&inputs)
     }
 
-    fn publish(&self, stats: &Mutex<EngineStats>) {
+    fn publish(&self) {
         let used: i64 = self.running.iter().map(|s| i64::from(s.n_past)).sum();
-        let mut s = stats.lock().expect("stats lock");
+        let mut s = self.stats.lock().expect("stats lock");
         s.running = self.running.len();
         s.waiting = self.waiting.len();
         s.kv_cache_usage = used as f64 / f64::from(self.n_ctx_total.max(1));
@@ -194,7 +225,9 @@ impl<'m> Engine<'m> {
 
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
         while !self.free_ids.is_empty() {
-            let Some(w) = self.waiting.pop_front() else { break };
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
             let sampler = match sampler::build(self.model, &w.request) {
                 Ok(s) => s,
                 Err(e) => {
@@ -204,7 +237,10 @@ impl<'m> Engine<'m> {
             };
             let seq_id = self.free_ids.pop().expect("checked non-empty");
             let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
-            w.sender.send(Ok(GenerationEvent::Started { queue_time: w.enqueued.elapsed(), cached_prompt_tokens: 0 }));
+            w.sender.send(Ok(GenerationEvent::Started {
+                queue_time: w.enqueued.elapsed(),
+                cached_prompt_tokens: 0,
+            }));
             self.running.push(Sequence {
                 seq_id,
                 request: w.request,
@@ -228,7 +264,9 @@ impl<'m> Engine<'m> {
         for seq in self.running.iter_mut() {
             seq.logits_at = None;
             if let Some(token) = seq.last {
-                self.batch.add(token, seq.n_past, &[seq.seq_id], true).map_err(|e| Error::Decode(e.to_string()))?;
+                self.batch
+                    .add(token, seq.n_past, &[seq.seq_id], true)
+                    .map_err(|e| Error::Decode(e.to_string()))?;
                 seq.logits_at = Some(used as i32);
                 seq.n_past += 1;
                 used += 1;
@@ -244,7 +282,9 @@ impl<'m> Engine<'m> {
             for k in 0..take {
                 let token = LlamaToken(seq.request.prompt[seq.prefilled + k] as i32);
                 let is_last = seq.prefilled + k + 1 == seq.request.prompt.len();
-                self.batch.add(token, seq.n_past, &[seq.seq_id], is_last).map_err(|e| Error::Decode(e.to_string()))?;
+                self.batch
+                    .add(token, seq.n_past, &[seq.seq_id], is_last)
+                    .map_err(|e| Error::Decode(e.to_string()))?;
                 if is_last {
                     seq.logits_at = Some(used as i32);
                 }
@@ -256,12 +296,16 @@ impl<'m> Engine<'m> {
         if used == 0 {
             return Ok(());
         }
-        ctx.decode(&mut self.batch).map_err(|e| Error::Decode(e.to_string()))?;
+        ctx.decode(&mut self.batch)
+            .map_err(|e| Error::Decode(e.to_string()))?;
 
         let mut finished = Vec::new();
         for (i, seq) in self.running.iter_mut().enumerate() {
             let Some(at) = seq.logits_at else { continue };
-            let step_logprobs = seq.request.logprobs.map(|k| sampler::logprobs_at(self.model, ctx, at, k as usize));
+            let step_logprobs = seq
+                .request
+                .logprobs
+                .map(|k| sampler::logprobs_at(self.model, ctx, at, k as usize));
             let token = seq.sampler.sample(ctx, at);
             let vocab = self.model.vocab();
             if vocab.is_eog(token) {
@@ -272,24 +316,40 @@ impl<'m> Engine<'m> {
             let bytes = vocab.token_to_piece(token, false, None);
             seq.generated += 1;
             seq.last = Some(token);
-            let alive = seq.sender.send(Ok(GenerationEvent::Token(GeneratedToken { id: token.0 as u32, bytes, logprob })));
+            let alive = seq.sender.send(Ok(GenerationEvent::Token(GeneratedToken {
+                id: token.0 as u32,
+                bytes,
+                logprob,
+            })));
             if !alive {
                 finished.push((i, FinishReason::Stop));
-            } else if seq.generated >= seq.request.max_tokens || seq.n_past as u32 >= self.settings.ctx_size {
+            } else if seq.generated >= seq.request.max_tokens
+                || seq.n_past as u32 >= self.settings.ctx_size
+            {
                 finished.push((i, FinishReason::Length));
             }
         }
+        // Free the sequences and publish the figures before telling clients, so that anyone who
+        // sees a response finish also sees it gone from the running count.
+        let mut done = Vec::with_capacity(finished.len());
         for (i, reason) in finished.into_iter().rev() {
             let seq = self.running.swap_remove(i);
-            seq.sender.send(Ok(GenerationEvent::Finished { reason }));
             self.release(ctx, seq.seq_id);
+            done.push((seq.sender, reason));
+        }
+        if !done.is_empty() {
+            self.publish();
+        }
+        for (sender, reason) in done {
+            sender.send(Ok(GenerationEvent::Finished { reason }));
         }
         Ok(())
     }
 
     fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {
         for seq in std::mem::take(&mut self.running) {
-            seq.sender.send(Err(kaito_core::Error::Engine(e.to_string())));
+            seq.sender
+                .send(Err(kaito_core::Error::Engine(e.to_string())));
             self.release(ctx, seq.seq_id);
         }
     }

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use kaito_core::{
-    Backend, Capabilities, EngineConfig, EngineStats, GenerateRequest, GenerationStream, Health, ModelInfo,
+    Backend, Capabilities, EngineConfig, EngineStats, GenerateRequest, GenerationStream, Health,
+    ModelInfo,
 };
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -46,16 +47,24 @@ pub struct LlamaCppBackend {
 impl LlamaCppBackend {
     /// Loads the model and starts the engine thread. Blocks until the context exists.
     pub fn load(path: &Path, served_name: &str, config: &EngineConfig) -> Result<Self> {
-        let load_error = |message: String| Error::ModelLoad { path: path.display().to_string(), message };
-        let info = ModelInfo::from_gguf(path, served_name).map_err(|e| load_error(e.to_string()))?;
+        let load_error = |message: String| Error::ModelLoad {
+            path: path.display().to_string(),
+            message,
+        };
+        let info =
+            ModelInfo::from_gguf(path, served_name).map_err(|e| load_error(e.to_string()))?;
         let backend = llama_backend();
         let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
         let started = Instant::now();
-        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| load_error(e.to_string()))?;
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| load_error(e.to_string()))?;
         tracing::info!(model = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
         let model = Arc::new(model);
         let train_ctx = model.n_ctx_train();
-        let ctx_size = config.ctx_size.unwrap_or(train_ctx.min(4096)).min(train_ctx.max(1));
+        let ctx_size = config
+            .ctx_size
+            .unwrap_or(train_ctx.min(4096))
+            .min(train_ctx.max(1));
         let settings = EngineSettings {
             threads: config.threads as i32,
             ctx_size,
@@ -65,7 +74,7 @@ impl LlamaCppBackend {
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
         let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         {
             let model = model.clone();
             let stats = stats.clone();
@@ -75,8 +84,15 @@ impl LlamaCppBackend {
                 .spawn(move || engine::run(backend, model, settings, rx, ready_tx, stats, health))
                 .map_err(|e| Error::Context(e.to_string()))?;
         }
-        ready_rx.blocking_recv().map_err(|_| Error::EngineStopped)??;
-        Ok(Self { model, info, ctx_size, commands: tx, stats, health })
+        ready_rx.recv().map_err(|_| Error::EngineStopped)??;
+        Ok(Self {
+            model,
+            info,
+            ctx_size,
+            commands: tx,
+            stats,
+            health,
+        })
     }
 }
 
@@ -95,7 +111,11 @@ impl Backend for LlamaCppBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { embeddings: true, constrained_decoding: true, logprobs: true }
+        Capabilities {
+            embeddings: true,
+            constrained_decoding: true,
+            logprobs: true,
+        }
     }
 
     fn stats(&self) -> EngineStats {
@@ -106,15 +126,26 @@ impl Backend for LlamaCppBackend {
         self.health.lock().expect("health lock").clone()
     }
 
-    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> kaito_core::Result<Vec<u32>> {
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), add_special, parse_special);
+    fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> kaito_core::Result<Vec<u32>> {
+        let tokens = self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, parse_special);
         Ok(tokens.into_iter().map(|t| t.0 as u32).collect())
     }
 
     fn detokenize(&self, tokens: &[u32]) -> kaito_core::Result<String> {
         let n_vocab = self.model.n_vocab() as u32;
         if let Some(bad) = tokens.iter().find(|t| **t >= n_vocab) {
-            return Err(kaito_core::Error::request("tokens", format!("token id {bad} is outside the vocabulary (size {n_vocab})")));
+            return Err(kaito_core::Error::request(
+                "tokens",
+                format!("token id {bad} is outside the vocabulary (size {n_vocab})"),
+            ));
         }
         let tokens: Vec<LlamaToken> = tokens.iter().map(|t| LlamaToken(*t as i32)).collect();
         let bytes = self.model.vocab().detokenize(&tokens, false, false);
@@ -124,14 +155,21 @@ impl Backend for LlamaCppBackend {
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
         let n_vocab = self.model.n_vocab() as u32;
         if request.prompt.iter().any(|t| *t >= n_vocab) {
-            return Err(kaito_core::Error::request("prompt", "prompt contains a token id outside the vocabulary"));
+            return Err(kaito_core::Error::request(
+                "prompt",
+                "prompt contains a token id outside the vocabulary",
+            ));
         }
         if request.prompt.is_empty() {
             return Err(kaito_core::Error::request("prompt", "prompt is empty"));
         }
         let (sender, stream) = GenerationStream::channel();
         self.commands
-            .send(Command::Generate { request: Box::new(request), sender, enqueued: Instant::now() })
+            .send(Command::Generate {
+                request: Box::new(request),
+                sender,
+                enqueued: Instant::now(),
+            })
             .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
         Ok(stream)
     }
@@ -140,20 +178,34 @@ impl Backend for LlamaCppBackend {
         let n_vocab = self.model.n_vocab() as u32;
         for (i, input) in inputs.iter().enumerate() {
             if input.is_empty() {
-                return Err(kaito_core::Error::request("input", format!("input[{i}] is empty")));
+                return Err(kaito_core::Error::request(
+                    "input",
+                    format!("input[{i}] is empty"),
+                ));
             }
             if input.len() as u32 > self.ctx_size {
                 return Err(kaito_core::Error::request(
                     "input",
-                    format!("input[{i}] has {} tokens, more than the context length {}", input.len(), self.ctx_size),
+                    format!(
+                        "input[{i}] has {} tokens, more than the context length {}",
+                        input.len(),
+                        self.ctx_size
+                    ),
                 ));
             }
             if input.iter().any(|t| *t >= n_vocab) {
-                return Err(kaito_core::Error::request("input", format!("input[{i}] has a token id outside the vocabulary")));
+                return Err(kaito_core::Error::request(
+                    "input",
+                    format!("input[{i}] has a token id outside the vocabulary"),
+                ));
             }
         }
         let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Embed { inputs, reply }).map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
-        rx.await.map_err(|_| kaito_core::Error::from(Error::EngineStopped))?.map_err(Into::into)
+        self.commands
+            .send(Command::Embed { inputs, reply })
+            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
+        rx.await
+            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?
+            .map_err(Into::into)
     }
 }

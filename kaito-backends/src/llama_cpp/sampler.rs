@@ -17,10 +17,17 @@ pub(super) fn build(model: &LlamaModel, request: &GenerateRequest) -> Result<Lla
     let mut chain = Vec::new();
     if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
         // last_n = -1: over every token generated so far (only generated tokens are accepted).
-        chain.push(LlamaSampler::penalties(model.n_vocab(), -1, 1.0, p.frequency_penalty, p.presence_penalty));
+        chain.push(LlamaSampler::penalties(
+            model.n_vocab(),
+            -1,
+            1.0,
+            p.frequency_penalty,
+            p.presence_penalty,
+        ));
     }
     if let Some(grammar) = grammar_for(request.constraint.as_ref())? {
-        let sampler = LlamaSampler::grammar(model, &grammar, "root").map_err(|e| Error::Constraint(e.to_string()))?;
+        let sampler = LlamaSampler::grammar(model, &grammar, "root")
+            .map_err(|e| Error::Constraint(e.to_string()))?;
         chain.push(sampler);
     }
     if p.temperature <= 0.0 {
@@ -65,13 +72,25 @@ pub(super) struct StepLogprobs {
 impl StepLogprobs {
     /// The sampled token's logprob and the alternatives.
     pub(super) fn for_token(self, token: LlamaToken) -> TokenLogprob {
-        let logit = self.logits.get(token.0 as usize).copied().unwrap_or(f32::NEG_INFINITY);
-        TokenLogprob { logprob: (logit - self.log_sum_exp).min(0.0), top: self.top }
+        let logit = self
+            .logits
+            .get(token.0 as usize)
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY);
+        TokenLogprob {
+            logprob: (logit - self.log_sum_exp).min(0.0),
+            top: self.top,
+        }
     }
 }
 
 /// Reads the logits at batch index `at` and prepares logprobs with the `k` best alternatives.
-pub(super) fn logprobs_at(model: &LlamaModel, ctx: &LlamaContext<'_>, at: i32, k: usize) -> StepLogprobs {
+pub(super) fn logprobs_at(
+    model: &LlamaModel,
+    ctx: &LlamaContext<'_>,
+    at: i32,
+    k: usize,
+) -> StepLogprobs {
     let logits = ctx.get_logits_ith(at).to_vec();
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
@@ -81,7 +100,9 @@ pub(super) fn logprobs_at(model: &LlamaModel, ctx: &LlamaContext<'_>, at: i32, k
     let top = if k == 0 {
         Vec::new()
     } else {
-        order.select_nth_unstable_by(k - 1, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+        order.select_nth_unstable_by(k - 1, |a, b| {
+            logits[*b as usize].total_cmp(&logits[*a as usize])
+        });
         order.truncate(k);
         order.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
         let vocab = model.vocab();
@@ -93,5 +114,9 @@ pub(super) fn logprobs_at(model: &LlamaModel, ctx: &LlamaContext<'_>, at: i32, k
             })
             .collect()
     };
-    StepLogprobs { log_sum_exp, logits, top }
+    StepLogprobs {
+        log_sum_exp,
+        logits,
+        top,
+    }
 }

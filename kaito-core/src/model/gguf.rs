@@ -71,14 +71,18 @@ impl GgufHeader {
             message: e.to_string(),
         })?;
         Self::from_reader(BufReader::with_capacity(1 << 20, file)).map_err(|message| {
-            Error::ModelLoad { path: path.to_owned(), message }
+            Error::ModelLoad {
+                path: path.to_owned(),
+                message,
+            }
         })
     }
 
     /// Parses a header from any reader.
     pub fn from_reader(mut r: impl Read) -> std::result::Result<Self, String> {
         let mut magic = [0u8; 4];
-        r.read_exact(&mut magic).map_err(|_| "file is too short to be GGUF".to_owned())?;
+        r.read_exact(&mut magic)
+            .map_err(|_| "file is too short to be GGUF".to_owned())?;
         if &magic != b"GGUF" {
             return Err("not a GGUF file (bad magic)".to_owned());
         }
@@ -114,7 +118,12 @@ impl GgufHeader {
             let _offset = rd.u64()?;
             parameter_count = parameter_count.saturating_add(elements);
         }
-        Ok(Self { version, metadata, parameter_count, tensor_count })
+        Ok(Self {
+            version,
+            metadata,
+            parameter_count,
+            tensor_count,
+        })
     }
 
     /// A metadata value.
@@ -130,13 +139,16 @@ impl GgufHeader {
     /// `{arch}.{suffix}` as an integer.
     pub fn arch_u64(&self, suffix: &str) -> Option<u64> {
         let arch = self.architecture()?;
-        self.get(&format!("{arch}.{suffix}")).and_then(GgufValue::as_u64)
+        self.get(&format!("{arch}.{suffix}"))
+            .and_then(GgufValue::as_u64)
     }
 
     /// The text of token `id` in `tokenizer.ggml.tokens`.
     pub fn token_text(&self, id: u64) -> Option<&str> {
         match self.get("tokenizer.ggml.tokens")? {
-            GgufValue::StringArray(tokens) => tokens.get(usize::try_from(id).ok()?).map(String::as_str),
+            GgufValue::StringArray(tokens) => {
+                tokens.get(usize::try_from(id).ok()?).map(String::as_str)
+            }
             _ => None,
         }
     }
@@ -149,7 +161,9 @@ struct Reader<R> {
 impl<R: Read> Reader<R> {
     fn bytes<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
         let mut b = [0u8; N];
-        self.r.read_exact(&mut b).map_err(|_| "unexpected end of GGUF header".to_owned())?;
+        self.r
+            .read_exact(&mut b)
+            .map_err(|_| "unexpected end of GGUF header".to_owned())?;
         Ok(b)
     }
     fn u32(&mut self) -> std::result::Result<u32, String> {
@@ -164,7 +178,9 @@ impl<R: Read> Reader<R> {
             return Err("GGUF string longer than 64 MiB".to_owned());
         }
         let mut buf = vec![0u8; len as usize];
-        self.r.read_exact(&mut buf).map_err(|_| "unexpected end of GGUF header".to_owned())?;
+        self.r
+            .read_exact(&mut buf)
+            .map_err(|_| "unexpected end of GGUF header".to_owned())?;
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
     fn value(&mut self, ty: u32) -> std::result::Result<GgufValue, String> {

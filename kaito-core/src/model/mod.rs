@@ -63,7 +63,10 @@ impl ModelSource {
             return Ok(ModelSource::Path(path));
         }
         if path.exists() {
-            return Err(Error::ModelLoad { path, message: "is not a file".to_owned() });
+            return Err(Error::ModelLoad {
+                path,
+                message: "is not a file".to_owned(),
+            });
         }
         Err(Error::ModelNotFound(spec.to_owned()))
     }
@@ -76,7 +79,9 @@ impl ModelSource {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "model".to_owned()),
             ModelSource::HuggingFace { repo, file, .. } => {
-                let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned());
+                let stem = Path::new(file)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned());
                 stem.unwrap_or_else(|| repo.clone())
             }
             ModelSource::Preset(p) => p.name.to_owned(),
@@ -145,16 +150,24 @@ impl ModelInfo {
             .to_owned();
         let u32_of = |suffix: &str| header.arch_u64(suffix).and_then(|v| u32::try_from(v).ok());
         let token = |key: &str| {
-            header.get(key).and_then(GgufValue::as_u64).and_then(|id| header.token_text(id)).map(str::to_owned)
+            header
+                .get(key)
+                .and_then(GgufValue::as_u64)
+                .and_then(|id| header.token_text(id))
+                .map(str::to_owned)
         };
-        let vocab_size = u32_of("vocab_size").or_else(|| match header.get("tokenizer.ggml.tokens") {
-            Some(GgufValue::StringArray(t)) => u32::try_from(t.len()).ok(),
-            _ => None,
-        });
+        let vocab_size =
+            u32_of("vocab_size").or_else(|| match header.get("tokenizer.ggml.tokens") {
+                Some(GgufValue::StringArray(t)) => u32::try_from(t.len()).ok(),
+                _ => None,
+            });
         Ok(Self {
             id: id.into(),
             path: path.to_owned(),
-            display_name: header.get("general.name").and_then(GgufValue::as_str).map(str::to_owned),
+            display_name: header
+                .get("general.name")
+                .and_then(GgufValue::as_str)
+                .map(str::to_owned),
             parameters: header.parameter_count,
             context_length: u32_of("context_length"),
             quantization: header
@@ -166,7 +179,10 @@ impl ModelInfo {
             kv_heads: u32_of("attention.head_count_kv").or_else(|| u32_of("attention.head_count")),
             embedding_length: u32_of("embedding_length"),
             vocab_size,
-            chat_template: header.get("tokenizer.chat_template").and_then(GgufValue::as_str).map(str::to_owned),
+            chat_template: header
+                .get("tokenizer.chat_template")
+                .and_then(GgufValue::as_str)
+                .map(str::to_owned),
             bos_token: token("tokenizer.ggml.bos_token_id"),
             eos_token: token("tokenizer.ggml.eos_token_id"),
             file_size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -181,13 +197,22 @@ impl ModelInfo {
 
     /// Bytes of f16 KV cache per token: 2 (K and V) × layers × kv_heads × head_dim × 2 bytes.
     pub fn kv_bytes_per_token(&self) -> Option<u64> {
-        Some(2 * u64::from(self.layers?) * u64::from(self.kv_heads?) * u64::from(self.head_dim()?) * 2)
+        Some(
+            2 * u64::from(self.layers?)
+                * u64::from(self.kv_heads?)
+                * u64::from(self.head_dim()?)
+                * 2,
+        )
     }
 
     /// Memory to serve `tokens` tokens of KV cache in total (all sequences).
     pub fn memory_estimate(&self, tokens: u64) -> MemoryEstimate {
         let kv_cache = self.kv_bytes_per_token().unwrap_or(0) * tokens;
-        MemoryEstimate { weights: self.file_size, kv_cache, total: self.file_size + kv_cache }
+        MemoryEstimate {
+            weights: self.file_size,
+            kv_cache,
+            total: self.file_size + kv_cache,
+        }
     }
 }
 
@@ -199,7 +224,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir).join("kaito");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("kaito")
 }
 
@@ -219,12 +246,18 @@ mod tests {
             }
         );
         assert_eq!(s.default_served_name(), "model.Q4_0");
-        assert!(matches!(ModelSource::parse("hf:only/two"), Err(Error::InvalidSpec { .. })));
+        assert!(matches!(
+            ModelSource::parse("hf:only/two"),
+            Err(Error::InvalidSpec { .. })
+        ));
     }
 
     #[test]
     fn presets_and_unknown_names() {
-        assert!(matches!(ModelSource::parse("SmolLM2-135M-Instruct"), Ok(ModelSource::Preset(_))));
+        assert!(matches!(
+            ModelSource::parse("SmolLM2-135M-Instruct"),
+            Ok(ModelSource::Preset(_))
+        ));
         let err = ModelSource::parse("no-such-model-anywhere").unwrap_err();
         assert!(err.to_string().contains("smollm2-135m-instruct"), "{err}");
     }

@@ -11,7 +11,11 @@ use super::error::ApiError;
 use super::state::AppState;
 
 /// Rejects requests without a configured key; passes everything when no keys are configured.
-pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if state.config.api_keys.is_empty() {
         return next.run(request).await;
     }
@@ -22,7 +26,13 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Reques
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(key) if state.config.api_keys.iter().any(|k| constant_time_eq(k.as_bytes(), key.as_bytes())) => {
+        Some(key)
+            if state
+                .config
+                .api_keys
+                .iter()
+                .any(|k| constant_time_eq(k.as_bytes(), key.as_bytes())) =>
+        {
             next.run(request).await
         }
         _ => ApiError::unauthorized().into_response(),
@@ -44,7 +54,10 @@ pub fn read_key_file(path: &std::path::Path) -> crate::Result<Vec<String>> {
         .map(str::to_owned)
         .collect();
     if keys.is_empty() {
-        return Err(crate::Error::spec("api-key-file", format!("{} contains no keys", path.display())));
+        return Err(crate::Error::spec(
+            "api-key-file",
+            format!("{} contains no keys", path.display()),
+        ));
     }
     Ok(keys)
 }

@@ -40,15 +40,24 @@ pub async fn chat_completions(
     OpenAiJson(req): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(&req.model, &state.config.served_model_name));
+        return Err(ApiError::model_not_found(
+            &req.model,
+            &state.config.served_model_name,
+        ));
     }
     let v = params::validate(&req.sampling(), req.max_completion_tokens)?;
     let top_logprobs = match req.top_logprobs {
         Some(k) if !(0..=20).contains(&k) => {
-            return Err(Error::request("top_logprobs", format!("`top_logprobs` must be between 0 and 20, got {k}")).into())
+            return Err(Error::request(
+                "top_logprobs",
+                format!("`top_logprobs` must be between 0 and 20, got {k}"),
+            )
+            .into())
         }
         Some(k) if k > 0 && !req.logprobs => {
-            return Err(Error::request("top_logprobs", "`top_logprobs` needs `logprobs: true`").into())
+            return Err(
+                Error::request("top_logprobs", "`top_logprobs` needs `logprobs: true`").into(),
+            )
         }
         Some(k) => k as u32,
         None => 0,
@@ -57,14 +66,21 @@ pub async fn chat_completions(
     let (tool_mode, tool_constraint) = tool_mode(req.tools.as_deref(), req.tool_choice.as_ref())?;
     let format_constraint = response_format(req.response_format.as_ref())?;
     let constraint = tool_constraint.or(format_constraint);
-    let tools: Option<Vec<Value>> = if tool_mode == ToolMode::None { None } else { req.tools.clone() };
+    let tools: Option<Vec<Value>> = if tool_mode == ToolMode::None {
+        None
+    } else {
+        req.tools.clone()
+    };
 
     let backend = state.backend()?;
     let template = state.template()?;
     let mut messages = messages;
     if let Some(tools) = &tools {
         if !template.supports_tools() {
-            messages.insert(0, json!({"role": "system", "content": describe_tools(tools)}));
+            messages.insert(
+                0,
+                json!({"role": "system", "content": describe_tools(tools)}),
+            );
             merge_leading_system(&mut messages);
         }
     }
@@ -100,7 +116,10 @@ pub async fn chat_completions(
         let completion: u32 = choices.iter().map(|c| c.completion_tokens).sum();
         let cached = choices.first().map(|c| c.cached_tokens).unwrap_or(0);
         for c in &choices {
-            log.choice_finished(c.finish_reason.unwrap_or(FinishReason::Stop), c.completion_tokens);
+            log.choice_finished(
+                c.finish_reason.unwrap_or(FinishReason::Stop),
+                c.completion_tokens,
+            );
         }
         let body = json!({
             "id": id,
@@ -178,19 +197,26 @@ pub async fn chat_completions(
         futures::stream::iter(out)
     });
     let stream = futures::stream::iter(first).chain(body);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// Turns content parts into strings and checks roles.
 fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
     if messages.is_empty() {
-        return Err(Error::request("messages", "`messages` must contain at least one message"));
+        return Err(Error::request(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
     }
     messages
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let obj = m.as_object().ok_or_else(|| Error::request(format!("messages[{i}]"), "each message must be an object"))?;
+            let obj = m.as_object().ok_or_else(|| {
+                Error::request(format!("messages[{i}]"), "each message must be an object")
+            })?;
             let role = obj
                 .get("role")
                 .and_then(Value::as_str)
@@ -207,7 +233,10 @@ fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
                 Some(Value::Array(parts)) => {
                     let mut text = String::new();
                     for (k, part) in parts.iter().enumerate() {
-                        match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                        match (
+                            part.get("type").and_then(Value::as_str),
+                            part.get("text").and_then(Value::as_str),
+                        ) {
                             (Some("text"), Some(t)) => text.push_str(t),
                             _ => {
                                 return Err(Error::request(
@@ -220,11 +249,17 @@ fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
                     text
                 }
                 Some(_) => {
-                    return Err(Error::request(format!("messages[{i}].content"), "`content` must be a string or a list of parts"))
+                    return Err(Error::request(
+                        format!("messages[{i}].content"),
+                        "`content` must be a string or a list of parts",
+                    ))
                 }
             };
             if content.is_empty() && role == "user" {
-                return Err(Error::request(format!("messages[{i}].content"), "user message content is empty"));
+                return Err(Error::request(
+                    format!("messages[{i}].content"),
+                    "user message content is empty",
+                ));
             }
             let mut out = m.clone();
             out["role"] = json!(if role == "developer" { "system" } else { role });
@@ -242,7 +277,11 @@ fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
 fn merge_leading_system(messages: &mut Vec<Value>) {
     if messages.len() >= 2 && messages[1]["role"] == "system" {
         let second = messages.remove(1);
-        let merged = format!("{}\n\n{}", second["content"].as_str().unwrap_or(""), messages[0]["content"].as_str().unwrap_or(""));
+        let merged = format!(
+            "{}\n\n{}",
+            second["content"].as_str().unwrap_or(""),
+            messages[0]["content"].as_str().unwrap_or("")
+        );
         messages[0]["content"] = json!(merged);
     }
 }
@@ -258,7 +297,10 @@ fn describe_tools(tools: &[Value]) -> String {
 }
 
 fn tool_names(tools: &[Value]) -> Vec<&str> {
-    tools.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).collect()
+    tools
+        .iter()
+        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+        .collect()
 }
 
 fn parameters_of<'a>(tools: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -276,7 +318,10 @@ fn object_schema(params: &Value) -> Value {
     }
 }
 
-fn tool_mode(tools: Option<&[Value]>, choice: Option<&Value>) -> Result<(ToolMode, Option<Constraint>)> {
+fn tool_mode(
+    tools: Option<&[Value]>,
+    choice: Option<&Value>,
+) -> Result<(ToolMode, Option<Constraint>)> {
     let Some(tools) = tools.filter(|t| !t.is_empty()) else {
         if let Some(c) = choice {
             if c != "none" && c != "auto" {
@@ -286,8 +331,15 @@ fn tool_mode(tools: Option<&[Value]>, choice: Option<&Value>) -> Result<(ToolMod
         return Ok((ToolMode::None, None));
     };
     for (i, t) in tools.iter().enumerate() {
-        if t.get("type").and_then(Value::as_str) != Some("function") || t.pointer("/function/name").and_then(Value::as_str).is_none() {
-            return Err(Error::request(format!("tools[{i}]"), "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}"));
+        if t.get("type").and_then(Value::as_str) != Some("function")
+            || t.pointer("/function/name")
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            return Err(Error::request(
+                format!("tools[{i}]"),
+                "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}",
+            ));
         }
     }
     match choice {
@@ -305,39 +357,67 @@ fn tool_mode(tools: Option<&[Value]>, choice: Option<&Value>) -> Result<(ToolMod
                     })
                 })
                 .collect();
-            Ok((ToolMode::Required, Some(Constraint::JsonSchema(json!({"anyOf": any_of})))))
+            Ok((
+                ToolMode::Required,
+                Some(Constraint::JsonSchema(json!({"anyOf": any_of}))),
+            ))
         }
         Some(obj @ Value::Object(_)) => {
             let name = obj
                 .pointer("/function/name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| Error::request("tool_choice", "expected {\"type\": \"function\", \"function\": {\"name\": ...}}"))?;
+                .ok_or_else(|| {
+                    Error::request(
+                        "tool_choice",
+                        "expected {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                    )
+                })?;
             let params = parameters_of(tools, name).ok_or_else(|| {
-                Error::request("tool_choice", format!("function `{name}` is not among `tools` ({})", tool_names(tools).join(", ")))
+                Error::request(
+                    "tool_choice",
+                    format!(
+                        "function `{name}` is not among `tools` ({})",
+                        tool_names(tools).join(", ")
+                    ),
+                )
             })?;
-            Ok((ToolMode::Forced(name.to_owned()), Some(Constraint::JsonSchema(object_schema(params)))))
+            Ok((
+                ToolMode::Forced(name.to_owned()),
+                Some(Constraint::JsonSchema(object_schema(params))),
+            ))
         }
-        Some(other) => Err(Error::request("tool_choice", format!("unsupported `tool_choice` {other}"))),
+        Some(other) => Err(Error::request(
+            "tool_choice",
+            format!("unsupported `tool_choice` {other}"),
+        )),
     }
 }
 
 fn response_format(format: Option<&Value>) -> Result<Option<Constraint>> {
-    let Some(format) = format else { return Ok(None) };
+    let Some(format) = format else {
+        return Ok(None);
+    };
     match format.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
         Some("json_object") => Ok(Some(Constraint::JsonObject)),
         Some("json_schema") => {
-            let schema = format
-                .pointer("/json_schema/schema")
-                .ok_or_else(|| Error::request("response_format.json_schema.schema", "missing `schema`"))?;
+            let schema = format.pointer("/json_schema/schema").ok_or_else(|| {
+                Error::request("response_format.json_schema.schema", "missing `schema`")
+            })?;
             if !schema.is_object() {
-                return Err(Error::request("response_format.json_schema.schema", "`schema` must be an object"));
+                return Err(Error::request(
+                    "response_format.json_schema.schema",
+                    "`schema` must be an object",
+                ));
             }
             Ok(Some(Constraint::JsonSchema(schema.clone())))
         }
         other => Err(Error::request(
             "response_format.type",
-            format!("`{}` is not one of text, json_object, json_schema", other.unwrap_or("(missing)")),
+            format!(
+                "`{}` is not one of text, json_object, json_schema",
+                other.unwrap_or("(missing)")
+            ),
         )),
     }
 }
@@ -360,7 +440,10 @@ fn tool_calls_from(mode: &ToolMode, text: &str) -> Option<Vec<Value>> {
         }
         ToolMode::Required => {
             let v: Value = serde_json::from_str(text.trim()).ok()?;
-            Some(vec![new_call(v.get("name")?.as_str()?, v.get("arguments")?)])
+            Some(vec![new_call(
+                v.get("name")?.as_str()?,
+                v.get("arguments")?,
+            )])
         }
         ToolMode::Auto => {
             let mut calls = Vec::new();
@@ -369,7 +452,10 @@ fn tool_calls_from(mode: &ToolMode, text: &str) -> Option<Vec<Value>> {
                 let after = &rest[start + "<tool_call>".len()..];
                 let end = after.find("</tool_call>").unwrap_or(after.len());
                 let v: Value = serde_json::from_str(after[..end].trim()).ok()?;
-                calls.push(new_call(v.get("name")?.as_str()?, v.get("arguments").unwrap_or(&json!({}))));
+                calls.push(new_call(
+                    v.get("name")?.as_str()?,
+                    v.get("arguments").unwrap_or(&json!({})),
+                ));
                 rest = &after[end..];
             }
             (!calls.is_empty()).then_some(calls)
@@ -392,13 +478,21 @@ fn logprobs_json(tokens: &[TokenOut]) -> Vec<Value> {
 }
 
 fn choice_json(index: usize, c: &Collected, mode: &ToolMode, logprobs: bool) -> Value {
-    let logprobs = if logprobs { json!({"content": logprobs_json(&c.logprobs)}) } else { Value::Null };
+    let logprobs = if logprobs {
+        json!({"content": logprobs_json(&c.logprobs)})
+    } else {
+        Value::Null
+    };
     let finish = c.finish_reason.unwrap_or(FinishReason::Stop).as_str();
     if let Some(calls) = tool_calls_from(mode, &c.text) {
         let content = match mode {
             ToolMode::Auto => {
                 let before = c.text.split("<tool_call>").next().unwrap_or("").trim();
-                if before.is_empty() { Value::Null } else { json!(before) }
+                if before.is_empty() {
+                    Value::Null
+                } else {
+                    json!(before)
+                }
             }
             _ => Value::Null,
         };
@@ -420,6 +514,9 @@ fn choice_json(index: usize, c: &Collected, mode: &ToolMode, logprobs: bool) -> 
 impl AppState {
     /// Unix seconds now.
     pub fn created_now(&self) -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }

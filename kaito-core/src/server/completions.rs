@@ -27,12 +27,19 @@ pub async fn completions(
     OpenAiJson(req): OpenAiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(&req.model, &state.config.served_model_name));
+        return Err(ApiError::model_not_found(
+            &req.model,
+            &state.config.served_model_name,
+        ));
     }
     let v = params::validate(&req.sampling(), None)?;
     let logprobs = match req.logprobs {
         Some(k) if !(0..=5).contains(&k) => {
-            return Err(Error::request("logprobs", format!("`logprobs` must be between 0 and 5, got {k}")).into())
+            return Err(Error::request(
+                "logprobs",
+                format!("`logprobs` must be between 0 and 5, got {k}"),
+            )
+            .into())
         }
         other => other.map(|k| k as u32),
     };
@@ -43,17 +50,29 @@ pub async fn completions(
             backend.tokenize(items[0].as_str().unwrap_or_default(), true, true)?
         }
         Value::Array(items) if !items.is_empty() && items.iter().all(|t| t.as_u64().is_some()) => {
-            items.iter().filter_map(Value::as_u64).map(|t| t as u32).collect()
+            items
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|t| t as u32)
+                .collect()
         }
         _ => {
-            return Err(Error::request("prompt", "`prompt` must be a non-empty string (or one string, or a list of token ids)").into())
+            return Err(Error::request(
+                "prompt",
+                "`prompt` must be a non-empty string (or one string, or a list of token ids)",
+            )
+            .into())
         }
     };
     let prompt_text = match &req.prompt {
         Value::String(s) => s.clone(),
         _ => backend.detokenize(&prompt)?,
     };
-    let max_tokens = params::fit_context(prompt.len(), Some(v.max_tokens.unwrap_or(16)), backend.context_size())?;
+    let max_tokens = params::fit_context(
+        prompt.len(),
+        Some(v.max_tokens.unwrap_or(16)),
+        backend.context_size(),
+    )?;
     let admission = state.admit(v.n as usize)?;
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let job = Job {
@@ -83,7 +102,10 @@ pub async fn completions(
         };
         let completion: u32 = choices.iter().map(|c| c.completion_tokens).sum();
         for c in &choices {
-            log.choice_finished(c.finish_reason.unwrap_or(FinishReason::Stop), c.completion_tokens);
+            log.choice_finished(
+                c.finish_reason.unwrap_or(FinishReason::Stop),
+                c.completion_tokens,
+            );
         }
         let body = json!({
             "id": id,
@@ -116,7 +138,14 @@ pub async fn completions(
     let first: Vec<Result<Event, Infallible>> = if echo.is_empty() {
         Vec::new()
     } else {
-        (0..n).map(|i| Ok(chunk(json!([{"index": i, "text": echo, "logprobs": null, "finish_reason": null}]), None))).collect()
+        (0..n)
+            .map(|i| {
+                Ok(chunk(
+                    json!([{"index": i, "text": echo, "logprobs": null, "finish_reason": null}]),
+                    None,
+                ))
+            })
+            .collect()
     };
     let body = events.flat_map(move |event| {
         let mut out: Vec<Result<Event, Infallible>> = Vec::new();
@@ -149,7 +178,9 @@ pub async fn completions(
         futures::stream::iter(out)
     });
     let stream = futures::stream::iter(first).chain(body);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// Legacy completions logprobs: parallel lists.

@@ -22,43 +22,70 @@ pub async fn embeddings(
     OpenAiJson(req): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(&req.model, &state.config.served_model_name));
+        return Err(ApiError::model_not_found(
+            &req.model,
+            &state.config.served_model_name,
+        ));
     }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(Error::request("encoding_format", format!("`{other}` is not one of float, base64")).into())
+            return Err(Error::request(
+                "encoding_format",
+                format!("`{other}` is not one of float, base64"),
+            )
+            .into())
         }
     };
     let backend = state.backend()?;
-    let bad_input = || Error::request("input", "`input` must be a string, a list of strings, or token-id lists");
+    let bad_input = || {
+        Error::request(
+            "input",
+            "`input` must be a string, a list of strings, or token-id lists",
+        )
+    };
     let inputs: Vec<Vec<u32>> = match &req.input {
         Value::String(s) => vec![backend.tokenize(s, true, false)?],
-        Value::Array(items) if items.is_empty() => return Err(Error::request("input", "`input` is empty").into()),
+        Value::Array(items) if items.is_empty() => {
+            return Err(Error::request("input", "`input` is empty").into())
+        }
         Value::Array(items) if items.iter().all(Value::is_string) => items
             .iter()
             .map(|s| backend.tokenize(s.as_str().unwrap_or_default(), true, false))
             .collect::<Result<_, _>>()?,
         Value::Array(items) if items.iter().all(|t| t.as_u64().is_some()) => {
-            vec![items.iter().filter_map(Value::as_u64).map(|t| t as u32).collect()]
+            vec![items
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|t| t as u32)
+                .collect()]
         }
         Value::Array(items) if items.iter().all(Value::is_array) => items
             .iter()
             .map(|list| {
                 list.as_array()
                     .filter(|l| l.iter().all(|t| t.as_u64().is_some()))
-                    .map(|l| l.iter().filter_map(Value::as_u64).map(|t| t as u32).collect())
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(Value::as_u64)
+                            .map(|t| t as u32)
+                            .collect()
+                    })
                     .ok_or_else(bad_input)
             })
             .collect::<Result<_, _>>()?,
         _ => return Err(bad_input().into()),
     };
     if inputs.len() > MAX_INPUTS {
-        return Err(Error::request("input", format!("at most {MAX_INPUTS} inputs per request")).into());
+        return Err(
+            Error::request("input", format!("at most {MAX_INPUTS} inputs per request")).into(),
+        );
     }
     let dimensions = match req.dimensions {
-        Some(d) if d < 1 => return Err(Error::request("dimensions", "`dimensions` must be at least 1").into()),
+        Some(d) if d < 1 => {
+            return Err(Error::request("dimensions", "`dimensions` must be at least 1").into())
+        }
         other => other.map(|d| d as usize),
     };
     let prompt_tokens: usize = inputs.iter().map(Vec::len).sum();
@@ -74,7 +101,11 @@ pub async fn embeddings(
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                 v.iter_mut().for_each(|x| *x /= norm);
             }
-            let embedding = if base64 { json!(encode_base64(&v)) } else { json!(v) };
+            let embedding = if base64 {
+                json!(encode_base64(&v))
+            } else {
+                json!(v)
+            };
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
@@ -92,7 +123,11 @@ fn encode_base64(v: &[f32]) -> String {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -104,7 +139,6 @@ fn encode_base64(v: &[f32]) -> String {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

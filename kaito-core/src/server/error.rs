@@ -77,33 +77,77 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         let (status, kind, param, code) = match &e {
-            Error::InvalidRequest { param, .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error", param.clone(), None)
-            }
-            Error::InvalidSpec { path, .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error", Some(path.clone()), None)
-            }
+            Error::InvalidRequest { param, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                param.clone(),
+                None,
+            ),
+            Error::InvalidSpec { path, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some(path.clone()),
+                None,
+            ),
             Error::ContextOverflow { .. } => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 Some("messages".into()),
                 Some("context_length_exceeded"),
             ),
-            Error::ModelNotFound(_) => {
-                (StatusCode::NOT_FOUND, "invalid_request_error", Some("model".into()), Some("model_not_found"))
-            }
-            Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_overloaded", None, Some("overloaded")),
-            Error::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("model_loading")),
-            Error::Unsupported(_) | Error::NotCompiled(_) => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error", None, Some("unsupported"))
-            }
-            Error::Template(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages".into()), None),
-            Error::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, Some("cancelled")),
-            Error::ModelLoad { .. } | Error::Download { .. } | Error::Engine(_) | Error::Io { .. } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, None)
-            }
+            Error::ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model".into()),
+                Some("model_not_found"),
+            ),
+            Error::Overloaded { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_overloaded",
+                None,
+                Some("overloaded"),
+            ),
+            Error::NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                Some("model_loading"),
+            ),
+            Error::Unsupported(_) | Error::NotCompiled(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                Some("unsupported"),
+            ),
+            Error::Template(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("messages".into()),
+                None,
+            ),
+            Error::Cancelled => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                Some("cancelled"),
+            ),
+            Error::ModelLoad { .. }
+            | Error::Download { .. }
+            | Error::Engine(_)
+            | Error::Io { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                None,
+                None,
+            ),
         };
-        Self { status, message, kind, param, code }
+        Self {
+            status,
+            message,
+            kind,
+            param,
+            code,
+        }
     }
 }
 
@@ -118,8 +162,12 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

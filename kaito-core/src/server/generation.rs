@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::backend::{Constraint, FinishReason, GenerateRequest, GenerationEvent, GenerationStream, SamplingParams};
+use crate::backend::{
+    Constraint, FinishReason, GenerateRequest, GenerationEvent, GenerationStream, SamplingParams,
+};
 use crate::error::{Error, Result};
 use crate::stop::StopMatcher;
 
@@ -87,7 +89,10 @@ struct ChoiceRunner {
 impl ChoiceRunner {
     fn on_event(&mut self, event: GenerationEvent) -> Vec<ChoiceEvent> {
         match event {
-            GenerationEvent::Started { queue_time, cached_prompt_tokens } => {
+            GenerationEvent::Started {
+                queue_time,
+                cached_prompt_tokens,
+            } => {
                 self.cached = cached_prompt_tokens;
                 self.state.metrics.observe_queue(queue_time);
                 Vec::new()
@@ -118,7 +123,11 @@ impl ChoiceRunner {
                     })
                     .unwrap_or_default();
                 let out = self.matcher.push(&token.bytes);
-                let mut events = vec![ChoiceEvent::Delta { index: self.index, text: out.text, logprobs }];
+                let mut events = vec![ChoiceEvent::Delta {
+                    index: self.index,
+                    text: out.text,
+                    logprobs,
+                }];
                 if out.stopped {
                     events.push(self.finish(FinishReason::Stop));
                 }
@@ -128,7 +137,11 @@ impl ChoiceRunner {
                 let tail = self.matcher.finish();
                 let mut events = Vec::new();
                 if !tail.is_empty() {
-                    events.push(ChoiceEvent::Delta { index: self.index, text: tail, logprobs: Vec::new() });
+                    events.push(ChoiceEvent::Delta {
+                        index: self.index,
+                        text: tail,
+                        logprobs: Vec::new(),
+                    });
                 }
                 events.push(self.finish(reason));
                 events
@@ -147,7 +160,10 @@ impl ChoiceRunner {
     }
 }
 
-fn choice_stream(generation: GenerationStream, runner: ChoiceRunner) -> BoxStream<'static, ChoiceEvent> {
+fn choice_stream(
+    generation: GenerationStream,
+    runner: ChoiceRunner,
+) -> BoxStream<'static, ChoiceEvent> {
     stream::unfold(Some((generation, runner)), |state| async move {
         let (mut generation, mut runner) = state?;
         loop {
@@ -165,7 +181,12 @@ fn choice_stream(generation: GenerationStream, runner: ChoiceRunner) -> BoxStrea
                 }
                 Some(Err(e)) => return Some((vec![ChoiceEvent::Failed(e)], None)),
                 None => {
-                    return Some((vec![ChoiceEvent::Failed(Error::Engine("engine ended the stream".into()))], None))
+                    return Some((
+                        vec![ChoiceEvent::Failed(Error::Engine(
+                            "engine ended the stream".into(),
+                        ))],
+                        None,
+                    ))
                 }
             }
         }
@@ -175,9 +196,15 @@ fn choice_stream(generation: GenerationStream, runner: ChoiceRunner) -> BoxStrea
 }
 
 /// Starts every choice of `job` and merges their events. The admission slot is held until the stream ends.
-pub fn start(state: &Arc<AppState>, job: Job, admission: Admission) -> Result<BoxStream<'static, ChoiceEvent>> {
+pub fn start(
+    state: &Arc<AppState>,
+    job: Job,
+    admission: Admission,
+) -> Result<BoxStream<'static, ChoiceEvent>> {
     let backend = state.backend()?;
-    state.metrics.add_prompt_tokens(job.prompt.len() as u64 * u64::from(job.n));
+    state
+        .metrics
+        .add_prompt_tokens(job.prompt.len() as u64 * u64::from(job.n));
     let started = Instant::now();
     let mut streams = Vec::with_capacity(job.n as usize);
     for index in 0..job.n {
@@ -231,16 +258,28 @@ pub struct Collected {
 }
 
 /// Drains a merged stream into one result per choice.
-pub async fn collect(mut events: BoxStream<'static, ChoiceEvent>, n: u32) -> Result<Vec<Collected>> {
+pub async fn collect(
+    mut events: BoxStream<'static, ChoiceEvent>,
+    n: u32,
+) -> Result<Vec<Collected>> {
     let mut out = vec![Collected::default(); n as usize];
     while let Some(event) = events.next().await {
         match event {
-            ChoiceEvent::Delta { index, text, logprobs } => {
+            ChoiceEvent::Delta {
+                index,
+                text,
+                logprobs,
+            } => {
                 let c = &mut out[index as usize];
                 c.text.push_str(&text);
                 c.logprobs.extend(logprobs);
             }
-            ChoiceEvent::Finished { index, reason, completion_tokens, cached_tokens } => {
+            ChoiceEvent::Finished {
+                index,
+                reason,
+                completion_tokens,
+                cached_tokens,
+            } => {
                 let c = &mut out[index as usize];
                 c.finish_reason = Some(reason);
                 c.completion_tokens = completion_tokens;

@@ -27,9 +27,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request(None, format!("We could not parse the JSON body of your request: {inner}"));
+            return ApiError::bad_request(
+                None,
+                format!("We could not parse the JSON body of your request: {inner}"),
+            );
         }
-        let param = if path.is_empty() || path == "." { None } else { Some(path.clone()) };
+        let param = if path.is_empty() || path == "." {
+            None
+        } else {
+            Some(path.clone())
+        };
         let message = match &param {
             Some(p) => format!("Invalid value for `{p}`: {inner}"),
             None => format!("Invalid request body: {inner}"),

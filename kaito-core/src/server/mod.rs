@@ -43,7 +43,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(probes::models))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .merge(v1)
         .route("/health", get(probes::health))
@@ -88,7 +91,9 @@ pub async fn warm_up(state: &AppState) -> Result<()> {
         }
         Err(Error::Engine("warm-up produced no token".into()))
     });
-    deadline.await.map_err(|_| Error::Engine("warm-up timed out".into()))??;
+    deadline
+        .await
+        .map_err(|_| Error::Engine("warm-up timed out".into()))??;
     state.set_ready();
     Ok(())
 }

@@ -16,9 +16,11 @@ use super::state::AppState;
 /// Liveness: 200 while the process serves HTTP and the engine thread is alive.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     match state.backend().map(|b| b.health()) {
-        Ok(Health::Unhealthy(reason)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unhealthy", "reason": reason}))).into_response()
-        }
+        Ok(Health::Unhealthy(reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "reason": reason})),
+        )
+            .into_response(),
         _ => Json(json!({"status": "ok"})).into_response(),
     }
 }
@@ -28,7 +30,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.is_ready() {
         Json(json!({"status": "ready", "model": state.config.served_model_name})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response()
     }
 }
 
@@ -36,7 +42,14 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.backend().map(|b| b.stats()).unwrap_or_default();
     let body = state.metrics.render(&stats);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The served model.

@@ -22,8 +22,22 @@ pub struct RequestLog {
 
 impl RequestLog {
     /// Starts timing a request.
-    pub fn new(state: Arc<AppState>, id: String, endpoint: &'static str, prompt_tokens: usize) -> Self {
-        Self { state, id, endpoint, prompt_tokens, completion_tokens: 0, finish: None, started: Instant::now(), failed: false }
+    pub fn new(
+        state: Arc<AppState>,
+        id: String,
+        endpoint: &'static str,
+        prompt_tokens: usize,
+    ) -> Self {
+        Self {
+            state,
+            id,
+            endpoint,
+            prompt_tokens,
+            completion_tokens: 0,
+            finish: None,
+            started: Instant::now(),
+            failed: false,
+        }
     }
 
     /// Records a finished choice.

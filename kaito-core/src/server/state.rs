@@ -24,7 +24,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Config serving `served_model_name` with no auth, 4 parallel and a queue of 64.
     pub fn new(served_model_name: impl Into<String>) -> Self {
-        Self { served_model_name: served_model_name.into(), api_keys: Vec::new(), parallel: 4, max_queue: 64 }
+        Self {
+            served_model_name: served_model_name.into(),
+            api_keys: Vec::new(),
+            parallel: 4,
+            max_queue: 64,
+        }
     }
 }
 
@@ -62,7 +67,11 @@ impl AppState {
     /// Installs the loaded engine and compiles the model's chat template.
     pub fn set_backend(&self, backend: Arc<dyn Backend>) -> Result<()> {
         let info = backend.model();
-        let template = ChatTemplate::new(info.chat_template.as_deref(), info.bos_token.as_deref(), info.eos_token.as_deref())?;
+        let template = ChatTemplate::new(
+            info.chat_template.as_deref(),
+            info.bos_token.as_deref(),
+            info.eos_token.as_deref(),
+        )?;
         let _ = self.template.set(template);
         let _ = self.backend.set(backend);
         Ok(())
@@ -100,10 +109,23 @@ impl AppState {
         loop {
             if current + slots > limit {
                 let running = current.min(self.config.parallel);
-                return Err(Error::Overloaded { running, waiting: current - running });
+                return Err(Error::Overloaded {
+                    running,
+                    waiting: current - running,
+                });
             }
-            match self.in_flight.compare_exchange(current, current + slots, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return Ok(Admission { counter: self.in_flight.clone(), slots }),
+            match self.in_flight.compare_exchange(
+                current,
+                current + slots,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    return Ok(Admission {
+                        counter: self.in_flight.clone(),
+                        slots,
+                    })
+                }
                 Err(actual) => current = actual,
             }
         }

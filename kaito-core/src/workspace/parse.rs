@@ -49,7 +49,10 @@ fn yaml_error(index: usize, e: serde_yaml::Error) -> Error {
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
         .unwrap_or_default();
-    Error::spec(format!("document[{index}]"), format!("malformed YAML{location}: {e}"))
+    Error::spec(
+        format!("document[{index}]"),
+        format!("malformed YAML{location}: {e}"),
+    )
 }
 
 /// Deserializes `value` into `T`, turning serde's message into one that names the field path.
@@ -57,7 +60,14 @@ pub fn from_value_strict<T: DeserializeOwned>(value: serde_yaml::Value) -> Resul
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
-        Error::spec(if path.is_empty() { ".".to_owned() } else { path }, message)
+        Error::spec(
+            if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path
+            },
+            message,
+        )
     })
 }
 
@@ -120,20 +130,32 @@ impl Workspace {
         if self.api_version != WORKSPACE_API_VERSION {
             return Err(Error::spec(
                 "apiVersion",
-                format!("expected `{WORKSPACE_API_VERSION}`, got `{}`", self.api_version),
+                format!(
+                    "expected `{WORKSPACE_API_VERSION}`, got `{}`",
+                    self.api_version
+                ),
             ));
         }
         if self.kind != WORKSPACE_KIND {
-            return Err(Error::spec("kind", format!("expected `Workspace`, got `{}`", self.kind)));
+            return Err(Error::spec(
+                "kind",
+                format!("expected `Workspace`, got `{}`", self.kind),
+            ));
         }
         if let Some(name) = &self.metadata.name {
             super::validate::dns1123_subdomain("metadata.name", name)?;
         }
         if self.inference.is_none() && self.tuning.is_none() {
-            return Err(Error::spec(".", "one of `inference` or `tuning` is required"));
+            return Err(Error::spec(
+                ".",
+                "one of `inference` or `tuning` is required",
+            ));
         }
         if self.inference.is_some() && self.tuning.is_some() {
-            return Err(Error::spec(".", "`inference` and `tuning` are mutually exclusive"));
+            return Err(Error::spec(
+                ".",
+                "`inference` and `tuning` are mutually exclusive",
+            ));
         }
         if let Some(resource) = &self.resource {
             super::validate::resource("resource", resource)?;

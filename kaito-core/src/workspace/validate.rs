@@ -75,7 +75,10 @@ pub(super) fn inference(path: &str, i: &InferenceSpec) -> Result<()> {
     }
     if let Some(model) = &i.model {
         if model.source.trim().is_empty() {
-            return Err(Error::spec(format!("{path}.model.source"), "must not be empty"));
+            return Err(Error::spec(
+                format!("{path}.model.source"),
+                "must not be empty",
+            ));
         }
         if let Some(sha) = &model.sha256 {
             if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -1,0 +1,301 @@
+//! The llama.cpp engine on the real SmolLM2-135M-Instruct model: behaviour a user of the engine relies on.
+//! Model: `$KAITO_TEST_MODEL`, else the bundled preset is fetched into the cache (never skipped).
+#![cfg(feature = "llama-cpp")]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kaito_core::model::{catalogue, fetch};
+use kaito_core::{
+    Backend, Constraint, EngineConfig, FinishReason, GenerateRequest, GenerationEvent,
+    GenerationStream, SamplingParams,
+};
+
+fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("KAITO_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    fetch::fetch_preset(catalogue::default_preset(), &fetch::FetchOptions::default())
+        .expect("fetch the bundled model")
+}
+
+/// One engine for the whole file (loading takes a moment); one thread, as every test here.
+fn backend() -> Arc<dyn Backend> {
+    static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let config = EngineConfig::default()
+                .with_threads(1)
+                .with_ctx_size(1024)
+                .with_parallel(4);
+            kaito_backends::load(&model_path(), "smollm2", &config).expect("load model")
+        })
+        .clone()
+}
+
+fn chat_prompt(b: &dyn Backend, user: &str) -> Vec<u32> {
+    let text = format!("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n");
+    b.tokenize(&text, true, true).unwrap()
+}
+
+fn request(prompt: Vec<u32>, max_tokens: u32, sampling: SamplingParams) -> GenerateRequest {
+    GenerateRequest {
+        id: "t".into(),
+        prompt,
+        max_tokens,
+        sampling,
+        constraint: None,
+        logprobs: None,
+    }
+}
+
+/// Runs a stream to its end: (text, tokens, finish reason).
+async fn drain(b: &dyn Backend, mut s: GenerationStream) -> (String, Vec<u32>, FinishReason) {
+    let mut ids = Vec::new();
+    loop {
+        match s
+            .next()
+            .await
+            .expect("stream ends with Finished")
+            .expect("no engine error")
+        {
+            GenerationEvent::Token(t) => ids.push(t.id),
+            GenerationEvent::Finished { reason } => {
+                return (b.detokenize(&ids).unwrap(), ids, reason)
+            }
+            GenerationEvent::Started { .. } => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn greedy_answers_the_capital_of_france() {
+    let b = backend();
+    let s = b
+        .generate(request(
+            chat_prompt(&*b, "What is the capital of France?"),
+            24,
+            SamplingParams::greedy(),
+        ))
+        .unwrap();
+    let (text, _, reason) = drain(&*b, s).await;
+    assert!(text.contains("Paris"), "{text:?}");
+    assert_eq!(
+        reason,
+        FinishReason::Stop,
+        "the model ends its short answer itself: {text:?}"
+    );
+}
+
+#[tokio::test]
+async fn greedy_is_deterministic_and_max_tokens_is_exact() {
+    let b = backend();
+    let prompt = chat_prompt(&*b, "Write a long story about a dragon.");
+    let (a, ids_a, ra) = drain(
+        &*b,
+        b.generate(request(prompt.clone(), 12, SamplingParams::greedy()))
+            .unwrap(),
+    )
+    .await;
+    let (c, ids_c, _) = drain(
+        &*b,
+        b.generate(request(prompt, 12, SamplingParams::greedy()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a, c);
+    assert_eq!(ids_a.len(), 12);
+    assert_eq!(ids_a, ids_c);
+    assert_eq!(ra, FinishReason::Length);
+}
+
+#[tokio::test]
+async fn same_seed_same_text_other_seed_other_text() {
+    let b = backend();
+    let prompt = chat_prompt(&*b, "Invent a name for a cat.");
+    let sampled = |seed| SamplingParams {
+        temperature: 1.2,
+        seed: Some(seed),
+        ..SamplingParams::default()
+    };
+    let mut texts = Vec::new();
+    for seed in [7, 7, 8, 9, 10] {
+        texts.push(
+            drain(
+                &*b,
+                b.generate(request(prompt.clone(), 16, sampled(seed)))
+                    .unwrap(),
+            )
+            .await
+            .0,
+        );
+    }
+    assert_eq!(texts[0], texts[1], "same seed");
+    assert!(
+        texts[2..].iter().any(|t| t != &texts[0]),
+        "three other seeds all gave {:?}",
+        texts[0]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_match_their_sequential_answers() {
+    let b = backend();
+    let questions = [
+        "What is the capital of France?",
+        "Name a color.",
+        "What is 2+2?",
+        "Say hello.",
+    ];
+    let mut sequential = Vec::new();
+    for q in questions {
+        sequential.push(
+            drain(
+                &*b,
+                b.generate(request(chat_prompt(&*b, q), 10, SamplingParams::greedy()))
+                    .unwrap(),
+            )
+            .await
+            .0,
+        );
+    }
+    let streams: Vec<_> = questions
+        .iter()
+        .map(|q| {
+            b.generate(request(chat_prompt(&*b, q), 10, SamplingParams::greedy()))
+                .unwrap()
+        })
+        .collect();
+    let mut concurrent = Vec::new();
+    for s in futures::future::join_all(streams.into_iter().map(|s| drain(&*b, s))).await {
+        concurrent.push(s.0);
+    }
+    assert_eq!(sequential, concurrent);
+}
+
+#[tokio::test]
+async fn dropping_a_stream_frees_its_sequence() {
+    let b = backend();
+    let mut s = b
+        .generate(request(
+            chat_prompt(&*b, "Write a long essay about the sea."),
+            500,
+            SamplingParams::greedy(),
+        ))
+        .unwrap();
+    // Wait for the first token, then walk away.
+    loop {
+        if let GenerationEvent::Token(_) = s.next().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    drop(s);
+    let mut freed = false;
+    for _ in 0..100 {
+        if b.stats().running == 0 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "still running: {:?}", b.stats());
+}
+
+#[tokio::test]
+async fn json_schema_constraint_yields_matching_json() {
+    let b = backend();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"]
+    });
+    let mut req = request(
+        chat_prompt(&*b, "Describe Paris as JSON."),
+        64,
+        SamplingParams::greedy(),
+    );
+    req.constraint = Some(Constraint::JsonSchema(schema));
+    let (text, _, reason) = drain(&*b, b.generate(req).unwrap()).await;
+    assert_eq!(reason, FinishReason::Stop, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(v["city"].is_string() && v["population"].is_i64(), "{v}");
+}
+
+#[tokio::test]
+async fn logprobs_are_normalised_and_sorted() {
+    let b = backend();
+    let mut req = request(chat_prompt(&*b, "Say yes."), 3, SamplingParams::greedy());
+    req.logprobs = Some(5);
+    let mut s = b.generate(req).unwrap();
+    let mut seen = 0;
+    while let Some(Ok(ev)) = s.next().await {
+        if let GenerationEvent::Token(t) = ev {
+            let lp = t.logprob.expect("asked for logprobs");
+            assert!(lp.logprob <= 0.0);
+            assert_eq!(lp.top.len(), 5);
+            assert!(lp.top.windows(2).all(|w| w[0].2 >= w[1].2));
+            // Greedy: the sampled token is the most likely one.
+            assert_eq!(lp.top[0].0, t.id);
+            assert!((lp.top[0].2 - lp.logprob).abs() < 1e-4);
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+}
+
+#[tokio::test]
+async fn embeddings_are_unit_vectors_that_separate_meanings() {
+    let b = backend();
+    let inputs = [
+        "The cat sat on the mat.",
+        "A cat is sitting on a mat.",
+        "Quarterly revenue grew by 4%.",
+    ]
+    .iter()
+    .map(|s| b.tokenize(s, true, false).unwrap())
+    .collect();
+    let v = b.embed(inputs).await.unwrap();
+    assert_eq!(v.len(), 3);
+    assert!(v.iter().all(|e| e.len() == 576));
+    let dot = |a: &[f32], c: &[f32]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f32>();
+    for e in &v {
+        assert!((dot(e, e) - 1.0).abs() < 1e-3);
+    }
+    assert!(
+        dot(&v[0], &v[1]) > dot(&v[0], &v[2]),
+        "similar sentences should be closer"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_and_the_engine_keeps_serving() {
+    let b = backend();
+    assert!(b
+        .generate(request(vec![10_000_000], 4, SamplingParams::greedy()))
+        .is_err());
+    assert!(b
+        .generate(request(vec![], 4, SamplingParams::greedy()))
+        .is_err());
+    assert!(b.embed(vec![vec![]]).await.is_err());
+    let mut req = request(chat_prompt(&*b, "Hi"), 4, SamplingParams::greedy());
+    req.constraint = Some(Constraint::Grammar("root ::= (".into()));
+    let mut s = b.generate(req).unwrap();
+    assert!(
+        matches!(s.next().await, Some(Err(_))),
+        "a broken grammar is an error on the stream"
+    );
+    let (text, _, _) = drain(
+        &*b,
+        b.generate(request(
+            chat_prompt(&*b, "What is the capital of France?"),
+            24,
+            SamplingParams::greedy(),
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert!(text.contains("Paris"));
+}

@@ -1,0 +1,259 @@
+//! The `kaito` binary end to end: `kaito serve` on an ephemeral port with the real SmolLM2 model,
+//! spoken to over real HTTP; and bad command-line input.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const KAITO: &str = env!("CARGO_BIN_EXE_kaito");
+
+fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("KAITO_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(KAITO)
+        .arg("pull")
+        .output()
+        .expect("run kaito pull");
+    assert!(
+        out.status.success(),
+        "kaito pull failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("path")
+            .trim(),
+    )
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kaito serve --port 0` and reads the address it prints.
+fn start(extra: &[&str]) -> Server {
+    let model = model_path();
+    let mut child = Command::new(KAITO)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--ctx-size",
+            "1024",
+            "--served-model-name",
+            "smollm2",
+            "--model",
+        ])
+        .arg(&model)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaito serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving `smollm2` at ").nth(1) {
+                let _ = tx.send(rest.trim().trim_end_matches("/v1").to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("server became ready");
+    Server { child, base }
+}
+
+fn post(url: &str, body: &Value) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().expect("request");
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().expect("body"),
+    )
+}
+
+#[test]
+fn serve_answers_chat_reports_metrics_and_rejects_bad_requests() {
+    let server = start(&[]);
+    let base = &server.base;
+    assert_eq!(get(&format!("{base}/ready")).0, 200);
+
+    let (status, body) = post(
+        &format!("{base}/v1/chat/completions"),
+        &json!({"model": "smollm2", "temperature": 0, "max_tokens": 24, "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.contains("Paris"), "{content}");
+    let usage = &body["usage"];
+    assert_eq!(
+        usage["total_tokens"],
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+
+    let (status, body) = post(
+        &format!("{base}/v1/chat/completions"),
+        &json!({"model": "smollm2", "messages": []}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "messages");
+    let (status, body) = post(
+        &format!("{base}/v1/chat/completions"),
+        &json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "model_not_found");
+    let (status, body) = post(
+        &format!("{base}/v1/chat/completions"),
+        &json!({"model": "smollm2", "max_tokens": 5000, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context length"),
+        "{body}"
+    );
+
+    let (status, metrics) = get(&format!("{base}/metrics"));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("vllm:num_requests_running{model_name=\"smollm2\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "vllm:request_success_total{model_name=\"smollm2\",finished_reason=\"stop\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn sigterm_lets_the_running_request_finish_and_exits_zero() {
+    let mut server = start(&[]);
+    let url = format!("{}/v1/completions", server.base);
+    let request = std::thread::spawn(move || {
+        post(
+            &url,
+            &json!({"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 64, "temperature": 0}),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (status, body) = request.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["completion_tokens"], 64);
+    let started = Instant::now();
+    loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            assert!(code.success(), "exit status {code}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_command_line_input_prints_one_line_and_fails() {
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["serve", "--model", "/nonexistent/model.gguf"],
+            "/nonexistent/model.gguf",
+        ),
+        (
+            vec!["serve", "-f", "/nonexistent/ws.yaml"],
+            "/nonexistent/ws.yaml",
+        ),
+        (
+            vec!["generate", "hi", "--model", "no-such-preset"],
+            "no-such-preset",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(KAITO).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{args:?}: {stderr}");
+        assert!(error_lines[0].contains(needle), "{args:?}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws.yaml");
+    std::fs::write(&ws, "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {name: w}\ninference:\n  preset: {nmae: x}\n").unwrap();
+    let out = Command::new(KAITO)
+        .args(["serve", "-f"])
+        .arg(&ws)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inference.preset.nmae"));
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = Command::new(KAITO)
+        .args(["serve", "--port", &port, "--model"])
+        .arg(model_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
