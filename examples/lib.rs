@@ -1,0 +1,1 @@
+//! Examples live beside this file (`cargo run --release -p kaito-examples --example NAME`); this library is empty.
