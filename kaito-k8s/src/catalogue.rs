@@ -555,6 +555,24 @@ pub fn find(name: &str) -> Option<ModelFacts> {
         .copied()
 }
 
+/// Looks a preset up by its Hugging Face repository (`deepseek-ai/DeepSeek-V3`), as KAITO's
+/// MultiRoleInference names models. A repository that a preset's repository extends with a
+/// dated suffix (`DeepSeek-V3` → `DeepSeek-V3-0324`) matches that preset.
+pub fn find_by_repo(repo: &str) -> Option<ModelFacts> {
+    let lower = repo.to_ascii_lowercase();
+    GPU_PRESETS
+        .iter()
+        .find(|m| m.repo.eq_ignore_ascii_case(repo))
+        .or_else(|| {
+            GPU_PRESETS.iter().find(|m| {
+                m.repo
+                    .to_ascii_lowercase()
+                    .starts_with(&format!("{lower}-"))
+            })
+        })
+        .copied()
+}
+
 /// Every preset name, GGUF first.
 pub fn names() -> Vec<&'static str> {
     local::preset_names()

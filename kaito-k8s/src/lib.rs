@@ -10,10 +10,14 @@
 //! ```
 
 pub mod catalogue;
+pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod estimate;
 pub mod instance_types;
+pub mod render;
+pub mod validate;
 
 pub use crd::{InferenceSet, Workspace};
 pub use error::{Error, Result};

@@ -23,8 +23,22 @@ pub fn check(kind: Kind, object: &Value, old: Option<&Value>) -> Vec<String> {
         Kind::Workspace => workspace_crd(),
         Kind::InferenceSet => inferenceset_crd(),
     };
-    let schema = schema_of(&crd);
+    check_with_schema(&schema_of(&crd), object, old)
+}
+
+/// Checks `object` against any CRD `openAPIV3Schema` (ours, or Karpenter's in tests).
+pub fn check_with_schema(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<String> {
+    let schema = schema.clone();
     let mut problems = Vec::new();
+    if object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none()
+        && object.get("metadata").is_some()
+    {
+        problems.push("metadata.name: Required value".to_owned());
+        return problems;
+    }
     structural(&schema, object, "", &mut problems);
     if problems.is_empty() {
         if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, object, old) {

@@ -1,0 +1,3 @@
+//! kube-runtime controllers for Workspaces and InferenceSets.
+
+pub mod runner;
