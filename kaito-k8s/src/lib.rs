@@ -18,6 +18,7 @@ pub mod estimate;
 pub mod instance_types;
 pub mod render;
 pub mod validate;
+pub mod webhook;
 
 pub use crd::{InferenceSet, Workspace};
 pub use error::{Error, Result};
