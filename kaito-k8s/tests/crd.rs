@@ -10,14 +10,14 @@ use serde_json::{json, Value};
 #[test]
 fn committed_crds_match_generated() {
     let generated = crd_yaml().unwrap();
-    let path = common::repo_root().join("deploy/crds/kaito.sh_crds.yaml");
+    let path = common::repo_root().join("deploy/base/crds/kaito.sh_crds.yaml");
     if std::env::var_os("KAITO_UPDATE_CRDS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "deploy/crds/kaito.sh_crds.yaml is out of date: run `KAITO_UPDATE_CRDS=1 cargo test -p kaito-k8s --test crd` (or `kaito crd > deploy/crds/kaito.sh_crds.yaml`)"
+        "deploy/base/crds/kaito.sh_crds.yaml is out of date: run `KAITO_UPDATE_CRDS=1 cargo test -p kaito-k8s --test crd` (or `kaito crd > deploy/base/crds/kaito.sh_crds.yaml`)"
     );
 }
 
