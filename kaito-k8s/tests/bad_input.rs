@@ -1,0 +1,157 @@
+//! Bad input is rejected by `render` with one line per problem naming the field path.
+
+use kaito_k8s::render::input::render_text;
+use kaito_k8s::render::RenderOptions;
+
+fn problems(yaml: &str) -> Vec<String> {
+    match render_text(yaml, &RenderOptions::default()) {
+        Ok(out) => panic!("expected a rejection, got:\n{out}"),
+        Err(p) => p,
+    }
+}
+
+fn assert_rejects(yaml: &str, expect: &str) {
+    let p = problems(yaml);
+    assert!(
+        p.iter().any(|l| l.contains(expect)),
+        "expected a line containing {expect:?}, got {p:#?}"
+    );
+}
+
+const WS: &str = "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: bad\n";
+
+#[test]
+fn preset_and_template_together() {
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference:\n  preset: {{name: phi-4}}\n  template: {{spec: {{containers: []}}}}\n"),
+        "document[0] Workspace/bad: inference: exactly one of inference.preset, inference.template or inference.model must be set",
+    );
+}
+
+#[test]
+fn unknown_preset() {
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: gpt-5}}}}\n"),
+        "inference.preset.name: unknown preset `gpt-5`",
+    );
+}
+
+#[test]
+fn unknown_instance_type() {
+    assert_rejects(
+        &format!("{WS}resource: {{instanceType: Standard_XYZ, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: phi-4}}}}\n"),
+        "resource.instanceType: unknown instance type `Standard_XYZ`",
+    );
+}
+
+#[test]
+fn gpu_too_small() {
+    assert_rejects(
+        &format!("{WS}resource: {{count: 1, instanceType: Standard_NC6s_v3, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: qwen2.5-coder-32b-instruct}}}}\n"),
+        "resource.count: GPU memory too small",
+    );
+    assert_rejects(
+        &format!("{WS}resource: {{instanceType: Standard_D4s_v5, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: phi-4}}}}\n"),
+        "resource.instanceType: Standard_D4s_v5 has no GPU",
+    );
+}
+
+#[test]
+fn gpu_check_can_be_bypassed() {
+    let yaml = "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: bypass\n  annotations: {kaito.sh/bypass-resource-checks: \"true\"}\nresource: {count: 1, instanceType: Standard_NC6s_v3, labelSelector: {matchLabels: {a: b}}}\ninference: {preset: {name: qwen2.5-coder-32b-instruct}}\n";
+    assert!(render_text(yaml, &RenderOptions::default()).is_ok());
+}
+
+#[test]
+fn missing_label_selector() {
+    assert_rejects(
+        &format!("{WS}resource: {{instanceType: Standard_NC24ads_A100_v4}}\ninference: {{preset: {{name: phi-4}}}}\n"),
+        "resource.labelSelector: Required value",
+    );
+    assert_rejects(
+        "apiVersion: kaito.sh/v1alpha1\nkind: InferenceSet\nmetadata: {name: s}\nspec:\n  template: {inference: {preset: {name: phi-4}}}\n",
+        "spec.labelSelector: Required value",
+    );
+}
+
+#[test]
+fn invalid_names() {
+    assert_rejects(
+        "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {name: Bad_Name}\nresource: {labelSelector: {matchLabels: {a: b}}}\ninference: {preset: {name: phi-4}}\n",
+        "metadata.name: a Workspace name must be a DNS-1035 label",
+    );
+}
+
+#[test]
+fn malformed_yaml() {
+    assert_rejects(
+        "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {name: [x\n",
+        "malformed YAML",
+    );
+}
+
+#[test]
+fn gated_model_without_secret() {
+    assert_rejects(
+        &format!("{WS}resource: {{instanceType: Standard_NC24ads_A100_v4, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: llama-3.1-8b-instruct}}}}\n"),
+        "inference.preset.presetOptions.modelAccessSecret: `llama-3.1-8b-instruct` is gated",
+    );
+}
+
+#[test]
+fn adapter_url_to_cloud_metadata() {
+    assert_rejects(
+        &format!("{WS}resource: {{instanceType: Standard_NC24ads_A100_v4, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference:\n  preset: {{name: phi-4}}\n  adapters: [{{source: {{name: a, urls: [\"http://169.254.169.254/latest\"]}}}}]\n"),
+        "inference.adapters[0].source.urls[0]: `http://169.254.169.254/latest` points at a link-local (cloud metadata) address",
+    );
+}
+
+#[test]
+fn context_above_model_limit() {
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: smollm2-135m-instruct}}, engine: {{ctxSize: 65536}}}}\n"),
+        "inference.engine.ctxSize: context length 65536 exceeds the limit of smollm2-135m-instruct (8192)",
+    );
+}
+
+#[test]
+fn misspelt_field_and_bad_enum() {
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: phi-4, acessMode: public}}}}\n"),
+        "inference.preset.acessMode: field not declared in schema",
+    );
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}, partition: {{mode: slices}}}}\ninference: {{preset: {{name: phi-4}}}}\n"),
+        "resource.partition.mode: unsupported value",
+    );
+}
+
+#[test]
+fn every_problem_of_every_document_is_reported() {
+    let yaml = format!(
+        "{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: nope}}}}\n---\napiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {{name: two}}\nresource: {{instanceType: Nope, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: phi-4}}}}\n"
+    );
+    let p = problems(&yaml);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].starts_with("document[0] Workspace/bad: inference.preset.name"));
+    assert!(p[1].starts_with("document[1] Workspace/two: resource.instanceType"));
+}
+
+#[test]
+fn cli_render_file_reports_missing_files() {
+    let err = kaito_k8s::cli::render_file(std::path::Path::new("/nonexistent.yaml")).unwrap_err();
+    assert!(err[0].contains("cannot read /nonexistent.yaml"));
+}
+
+#[test]
+fn cli_estimate_prints_the_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("ws.yaml");
+    std::fs::write(&f, format!("{WS}resource: {{instanceType: Standard_NC96ads_A100_v4, labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: llama-3.3-70b-instruct, presetOptions: {{modelAccessSecret: s}}}}}}\n")).unwrap();
+    let out = kaito_k8s::cli::estimate_file(&f).unwrap();
+    assert!(
+        out.contains("result: 1 node(s) × 4 GPU(s) of Standard_NC96ads_A100_v4 (A100)"),
+        "{out}"
+    );
+    assert!(out.contains("KV cache per token: 2 × 80 layers × 8 kv heads × 128 head dim × 2 bytes = 327680 bytes"), "{out}");
+}
