@@ -24,9 +24,9 @@ if [ "${1:-}" = "--python" ]; then
     python3 -m venv .venv
   fi
   stamp=.venv/.requirements-installed
-  if [ ! -f "$stamp" ] || ! cmp -s tests/python/requirements.txt "$stamp"; then
+  if [ ! -f "$stamp" ] || ! cat scripts/requirements-test.txt tests/python/requirements.txt | cmp -s - "$stamp"; then
     echo "bootstrap: installing Python test tools into .venv" >&2
-    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
-    cp tests/python/requirements.txt "$stamp"
+    .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+    cat scripts/requirements-test.txt tests/python/requirements.txt > "$stamp"
   fi
 fi

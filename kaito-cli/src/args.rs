@@ -27,6 +27,22 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Download a model into the cache and print its local path.
     Pull(PullArgs),
+    /// Print the kaito.sh CRDs (Workspace, InferenceSet) as multi-document YAML.
+    Crd,
+    /// Print every Kubernetes object the controller would apply for the Workspaces/InferenceSets in a file.
+    Render(FileArgs),
+    /// Print the GPU/CPU sizing of the Workspaces in a file, with the arithmetic.
+    Estimate(FileArgs),
+    /// Run the Kubernetes controllers (Workspace, InferenceSet), webhook and metrics.
+    Controller(kaito_k8s::cli::ControllerOptions),
+}
+
+/// A manifest file.
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// YAML file with Workspaces and/or InferenceSets.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
 }
 
 /// Log output format.

@@ -2,6 +2,7 @@
 
 mod args;
 mod chat;
+mod k8s;
 mod logging;
 mod runtime;
 mod serve;
@@ -35,6 +36,12 @@ fn main() -> ExitCode {
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a).await,
+            Command::Crd => k8s::crd(),
+            Command::Render(a) => k8s::render(&a.file),
+            Command::Estimate(a) => k8s::estimate(&a.file),
+            Command::Controller(opts) => kaito_k8s::cli::run_controller(opts)
+                .await
+                .map_err(Into::into),
         }
     });
     match result {

@@ -228,7 +228,7 @@ impl<'m> Engine<'m> {
             let Some(w) = self.waiting.pop_front() else {
                 break;
             };
-            let sampler = match sampler::build(self.model, &w.request) {
+            let sampler = match sampler::build(self.model, &w.request, self.settings.ctx_size) {
                 Ok(s) => s,
                 Err(e) => {
                     w.sender.send(Err(e.into()));

@@ -12,14 +12,21 @@ use crate::error::{Error, Result};
 const JSON_OBJECT_SCHEMA: &str = r#"{"type": "object"}"#;
 
 /// Builds the sampler chain for a request: penalties, grammar, then greedy or top-k/top-p/min-p/temperature/dist.
-pub(super) fn build(model: &LlamaModel, request: &GenerateRequest) -> Result<LlamaSampler> {
+pub(super) fn build(
+    model: &LlamaModel,
+    request: &GenerateRequest,
+    ctx_size: u32,
+) -> Result<LlamaSampler> {
     let p = &request.sampling;
     let mut chain = Vec::new();
     if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
-        // last_n = -1: over every token generated so far (only generated tokens are accepted).
+        // OpenAI penalties count every token generated so far (only generated tokens are accepted by
+        // the chain). llama.cpp clamps a negative window to 0, which disables the sampler, so the
+        // window is the context size.
+        let window = ctx_size.min(i32::MAX as u32) as i32;
         chain.push(LlamaSampler::penalties(
             model.n_vocab(),
-            -1,
+            window,
             1.0,
             p.frequency_penalty,
             p.presence_penalty,
