@@ -299,3 +299,68 @@ async fn bad_input_is_rejected_and_the_engine_keeps_serving() {
     .await;
     assert!(text.contains("Paris"));
 }
+
+/// Runs a request and returns (text, cached prompt tokens reported by `Started`).
+async fn run_counting_cache(b: &dyn Backend, prompt: Vec<u32>) -> (String, u32) {
+    let mut s = b
+        .generate(request(prompt, 16, SamplingParams::greedy()))
+        .unwrap();
+    let (mut ids, mut cached) = (Vec::new(), 0);
+    while let Some(ev) = s.next().await {
+        match ev.unwrap() {
+            GenerationEvent::Started {
+                cached_prompt_tokens,
+                ..
+            } => cached = cached_prompt_tokens,
+            GenerationEvent::Token(t) => ids.push(t.id),
+            GenerationEvent::Finished { .. } => break,
+        }
+    }
+    (b.detokenize(&ids).unwrap(), cached)
+}
+
+#[tokio::test]
+async fn prefix_cache_reuses_a_shared_system_prompt_without_changing_answers() {
+    // A private engine, so other tests' requests do not take over its slots.
+    let config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(1024)
+        .with_parallel(2);
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let system =
+        "You are Kaito, a concise assistant for a railway company. Answer in one sentence. \
+                  Never invent timetables; when unsure, say so and point to the station desk.";
+    let prompt = |q: &str| {
+        let text = format!("<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n");
+        b.tokenize(&text, true, true).unwrap()
+    };
+    let shared = common_len(
+        &prompt("What is the capital of France?"),
+        &prompt("Can I bring a bicycle?"),
+    );
+    assert!(
+        shared > 30,
+        "the prompts share the system prompt ({shared} tokens)"
+    );
+
+    let (first, cached_first) =
+        run_counting_cache(&*b, prompt("What is the capital of France?")).await;
+    assert_eq!(cached_first, 0, "nothing cached yet");
+    let (_, cached_other) = run_counting_cache(&*b, prompt("Can I bring a bicycle?")).await;
+    assert!(
+        cached_other as usize >= shared - 1,
+        "system prompt reused: {cached_other} of {shared}"
+    );
+    let (again, cached_again) =
+        run_counting_cache(&*b, prompt("What is the capital of France?")).await;
+    assert!(cached_again as usize >= shared - 1);
+    assert_eq!(
+        first, again,
+        "a cached prefix gives the same answer as a computed one"
+    );
+    assert!(b.stats().cached_prompt_tokens >= u64::from(cached_other + cached_again));
+}
+
+fn common_len(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}

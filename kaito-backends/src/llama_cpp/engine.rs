@@ -75,6 +75,20 @@ struct Sequence {
     generated: u32,
     /// Index in the current batch whose logits belong to this sequence.
     logits_at: Option<i32>,
+    /// Tokens whose keys and values are in this sequence's KV cells, in position order.
+    kv: Vec<u32>,
+}
+
+/// What one sequence id's KV cells hold while no request uses them: kept for prefix reuse.
+#[derive(Debug, Default)]
+struct SlotCache {
+    busy: bool,
+    tokens: Vec<u32>,
+    last_used: u64,
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 pub(super) fn run(
@@ -108,7 +122,10 @@ pub(super) fn run(
         settings,
         n_ctx_total,
         batch: LlamaBatch::new(settings.batch_size as usize, 1),
-        free_ids: (0..settings.parallel as i32).rev().collect(),
+        slots: (0..settings.parallel)
+            .map(|_| SlotCache::default())
+            .collect(),
+        clock: 0,
         running: Vec::new(),
         waiting: VecDeque::new(),
         embedder: None,
@@ -151,7 +168,8 @@ struct Engine<'m> {
     settings: EngineSettings,
     n_ctx_total: u32,
     batch: LlamaBatch<'static>,
-    free_ids: Vec<i32>,
+    slots: Vec<SlotCache>,
+    clock: u64,
     running: Vec<Sequence>,
     waiting: VecDeque<Waiting>,
     embedder: Option<Embedder<'m>>,
@@ -211,23 +229,45 @@ impl<'m> Engine<'m> {
             if self.running[i].sender.is_cancelled() {
                 let seq = self.running.swap_remove(i);
                 tracing::debug!(id = %seq.request.id, "sequence cancelled");
-                self.release(ctx, seq.seq_id);
+                self.release(ctx, seq.seq_id, seq.kv, true);
             } else {
                 i += 1;
             }
         }
     }
 
-    fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32) {
-        let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
-        self.free_ids.push(seq_id);
+    /// Frees a sequence id. Its KV cells are kept, with the tokens they hold, so that a later prompt
+    /// sharing a prefix reuses them (prefix caching); `keep: false` clears them.
+    fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32, kv: Vec<u32>, keep: bool) {
+        let slot = &mut self.slots[seq_id as usize];
+        slot.busy = false;
+        if keep {
+            slot.tokens = kv;
+        } else {
+            slot.tokens.clear();
+            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+        }
+    }
+
+    /// The free sequence id whose cached tokens share the longest prefix with `prompt`
+    /// (least recently used among equals), and that prefix's length.
+    fn pick_slot(&self, prompt: &[u32]) -> Option<(usize, usize)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.busy)
+            .map(|(i, s)| (i, common_prefix(&s.tokens, prompt), s.last_used))
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
+            .map(|(i, common, _)| (i, common))
     }
 
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
-        while !self.free_ids.is_empty() {
-            let Some(w) = self.waiting.pop_front() else {
-                break;
-            };
+        while let Some((slot, common)) = self
+            .waiting
+            .front()
+            .and_then(|w| self.pick_slot(&w.request.prompt))
+        {
+            let w = self.waiting.pop_front().expect("checked non-empty");
             let sampler = match sampler::build(self.model, &w.request, self.settings.ctx_size) {
                 Ok(s) => s,
                 Err(e) => {
@@ -235,22 +275,36 @@ impl<'m> Engine<'m> {
                     continue;
                 }
             };
-            let seq_id = self.free_ids.pop().expect("checked non-empty");
-            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+            // Reuse the cached prefix, but always recompute at least the last prompt token: its
+            // logits are what the first new token is sampled from.
+            let mut reuse = common.min(w.request.prompt.len() - 1);
+            let seq_id = slot as i32;
+            if ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None) != Ok(true) {
+                let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+                reuse = 0;
+            }
+            self.clock += 1;
+            let cache = &mut self.slots[slot];
+            cache.busy = true;
+            cache.last_used = self.clock;
+            cache.tokens.clear();
+            self.cached_prompt_tokens += reuse as u64;
             w.sender.send(Ok(GenerationEvent::Started {
                 queue_time: w.enqueued.elapsed(),
-                cached_prompt_tokens: 0,
+                cached_prompt_tokens: reuse as u32,
             }));
+            let kv = w.request.prompt[..reuse].to_vec();
             self.running.push(Sequence {
                 seq_id,
                 request: w.request,
                 sender: w.sender,
                 sampler,
-                prefilled: 0,
-                n_past: 0,
+                prefilled: reuse,
+                n_past: reuse as i32,
                 last: None,
                 generated: 0,
                 logits_at: None,
+                kv,
             });
         }
     }
@@ -268,6 +322,7 @@ impl<'m> Engine<'m> {
                     .add(token, seq.n_past, &[seq.seq_id], true)
                     .map_err(|e| Error::Decode(e.to_string()))?;
                 seq.logits_at = Some(used as i32);
+                seq.kv.push(token.0 as u32);
                 seq.n_past += 1;
                 used += 1;
             }
@@ -288,6 +343,7 @@ impl<'m> Engine<'m> {
                 if is_last {
                     seq.logits_at = Some(used as i32);
                 }
+                seq.kv.push(token.0 as u32);
                 seq.n_past += 1;
                 used += 1;
             }
@@ -334,7 +390,7 @@ impl<'m> Engine<'m> {
         let mut done = Vec::with_capacity(finished.len());
         for (i, reason) in finished.into_iter().rev() {
             let seq = self.running.swap_remove(i);
-            self.release(ctx, seq.seq_id);
+            self.release(ctx, seq.seq_id, seq.kv, true);
             done.push((seq.sender, reason));
         }
         if !done.is_empty() {
@@ -350,7 +406,7 @@ impl<'m> Engine<'m> {
         for seq in std::mem::take(&mut self.running) {
             seq.sender
                 .send(Err(kaito_core::Error::Engine(e.to_string())));
-            self.release(ctx, seq.seq_id);
+            self.release(ctx, seq.seq_id, Vec::new(), false);
         }
     }
 }
