@@ -97,7 +97,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![workspace_crd(), inferenceset_crd()]
 }
 
-/// Both CRDs as multi-document YAML (what `kaito crd` prints and `deploy/crds/` holds).
+/// Both CRDs as multi-document YAML (what `kaito crd` prints and `deploy/base/crds/` holds).
 pub fn crd_yaml() -> Result<String> {
     let mut out = String::new();
     for crd in crds() {
