@@ -426,3 +426,39 @@ async fn inferenceset_scales_through_the_scale_subresource() {
     .await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_that_blocks_pods_is_reported() {
+    let h = Harness::start().await;
+    h.server.put(json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tight", "namespace": "default"},
+        "spec": {"hard": {"requests.cpu": "1"}},
+        "status": {"hard": {"requests.cpu": "1"}, "used": {"requests.cpu": "0"}}}));
+    let api: Api<Workspace> = Api::namespaced(h.server.client(), "default");
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(smol_workspace()).unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually("QuotaExceeded", || {
+        (condition(&h.ws("smol")?, "InferenceReady")? == ("False".into(), "QuotaExceeded".into()))
+            .then_some(())
+    })
+    .await;
+    let ev = eventually("QuotaExceeded event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "QuotaExceeded")
+    })
+    .await;
+    assert!(
+        ev["note"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceQuota tight: requests.cpu"),
+        "{}",
+        ev["note"]
+    );
+    h.stop().await;
+}

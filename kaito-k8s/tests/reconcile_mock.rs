@@ -134,6 +134,7 @@ where
 }
 
 const WS_PATH: &str = "/apis/kaito.sh/v1beta1/namespaces/default/workspaces/smol";
+const QUOTAS: &str = "/api/v1/namespaces/default/resourcequotas";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 fn smol(finalized: bool) -> Workspace {
@@ -184,6 +185,7 @@ fn first_reconcile_steps() -> Vec<Step> {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     steps.push(step(
         "PATCH",
         &format!("{WS_PATH}/status"),
@@ -274,6 +276,7 @@ async fn second_reconcile_of_an_unchanged_workspace_makes_no_write() {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     let again = Arc::new(again);
     let (result, seen2, _) = run(steps, |ctx| workspace::reconcile(again, ctx)).await;
     result.unwrap();
@@ -350,6 +353,7 @@ async fn missing_nodeclaim_crd_is_reported_not_fatal() {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     steps.push(step("POST", EVENTS, 201, None));
     steps.push(step(
         "PATCH",

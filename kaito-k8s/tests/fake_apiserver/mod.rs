@@ -246,6 +246,7 @@ fn builtin_resources() -> Vec<(
         ("", "v1", "configmaps", true, "ConfigMap", false),
         ("", "v1", "secrets", true, "Secret", false),
         ("", "v1", "events", true, "Event", false),
+        ("", "v1", "resourcequotas", true, "ResourceQuota", true),
         ("apps", "v1", "statefulsets", true, "StatefulSet", true),
         (
             "policy",
