@@ -151,6 +151,25 @@ pub async fn admit(
     if mutate {
         return default_object(response, kind, &value);
     }
+    // Never block the controller's own bookkeeping: an update that leaves the spec and the
+    // annotations as they were (finalizers, labels, owner references), or any update of an
+    // object being deleted, is admitted even if the object no longer passes today's rules —
+    // otherwise a catalogue change could make a finalizer impossible to remove.
+    if let Some(old) = &old {
+        let spec_of = |v: &Value| {
+            serde_json::json!([
+                v.get("resource"),
+                v.get("inference"),
+                v.get("tuning"),
+                v.get("spec"),
+                v.pointer("/metadata/annotations")
+            ])
+        };
+        if spec_of(old) == spec_of(&value) || value.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            return response;
+        }
+    }
     let (problems, warnings) = match kind {
         "Workspace" => {
             let mut p = check(Kind::Workspace, &value, old.as_ref());

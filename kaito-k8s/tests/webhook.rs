@@ -324,3 +324,37 @@ async fn serves_over_https() {
         .unwrap()
         .contains("inference.preset.name: unknown preset `nope`"));
 }
+
+#[tokio::test]
+async fn never_blocks_finalizer_changes_or_deletion() {
+    // An object that no longer passes (its preset left the catalogue) ...
+    let mut old = ws();
+    old["inference"]["preset"]["name"] = json!("retired-model");
+    old["metadata"]["finalizers"] = json!(["workspace.kaito.sh/finalizer"]);
+    // ... can still lose its finalizer,
+    let mut new = old.clone();
+    new["metadata"]["finalizers"] = json!([]);
+    let (allowed, message, _) = decide(
+        "Workspace",
+        new,
+        Some(old.clone()),
+        &StaticLookup::default(),
+        false,
+    )
+    .await;
+    assert!(allowed, "{message}");
+    // ... but a spec edit is still checked.
+    let mut edit = old.clone();
+    edit["inference"]["engine"] = json!({"threads": 2});
+    assert!(
+        !decide(
+            "Workspace",
+            edit,
+            Some(old),
+            &StaticLookup::default(),
+            false
+        )
+        .await
+        .0
+    );
+}

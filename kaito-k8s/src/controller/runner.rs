@@ -23,7 +23,7 @@ use crate::render::RenderOptions;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerOptions {
     /// Kubeconfig file; default: `KUBECONFIG`, `~/.kube/config`, then in-cluster config.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "KAITO_WATCH_NAMESPACE")]
