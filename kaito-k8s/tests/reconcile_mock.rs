@@ -553,3 +553,48 @@ async fn inferenceset_scales_down_by_deleting_the_highest_replicas() {
     assert_eq!(status["readyReplicas"], 0);
     assert_eq!(status["selector"], "inferenceset.kaito.sh/created-by=s");
 }
+
+#[tokio::test]
+async fn inferenceset_without_keda_reports_it_and_still_scales() {
+    let set: InferenceSet = serde_json::from_value(json!({
+        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet",
+        "metadata": {"name": "s", "namespace": "default", "uid": "set-uid", "generation": 1,
+                     "annotations": {"scaledobject.kaito.sh/auto-provision": "true"}},
+        "spec": {"replicas": 1, "labelSelector": {"matchLabels": {"pool": "cpu"}},
+                 "template": {"inference": {"preset": {"name": "smollm2-135m-instruct"}}}}
+    }))
+    .unwrap();
+    let ws_base = "/apis/kaito.sh/v1beta1/namespaces/default/workspaces";
+    let so = "/apis/keda.sh/v1alpha1/namespaces/default/scaledobjects/s";
+    let steps = vec![
+        step("GET", &format!("{ws_base}/s-0"), 404, not_found()),
+        step("PATCH", &format!("{ws_base}/s-0"), 200, None),
+        step(
+            "GET",
+            ws_base,
+            200,
+            Some(
+                json!({"apiVersion": "kaito.sh/v1beta1", "kind": "WorkspaceList", "metadata": {}, "items": [
+                    {"apiVersion": "kaito.sh/v1beta1", "kind": "Workspace", "metadata": {"name": "s-0", "namespace": "default"}}
+                ]}),
+            ),
+        ),
+        step("GET", so, 404, not_found()),
+        step("PATCH", so, 404, not_found()),
+        step("POST", EVENTS, 201, None),
+        step(
+            "PATCH",
+            "/apis/kaito.sh/v1alpha1/namespaces/default/inferencesets/s/status",
+            200,
+            Some(serde_json::to_value(&set).unwrap()),
+        ),
+    ];
+    let set = Arc::new(set);
+    let (result, seen, _) = run(steps, |ctx| inferenceset::reconcile(set, ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[5].body["reason"], "KEDAMissing");
+    assert_eq!(
+        seen[4].body["spec"]["triggers"][0]["metadata"]["metricName"],
+        "vllm:num_requests_waiting"
+    );
+}
