@@ -22,12 +22,10 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    /// Bytes per KV-cache element the runtime uses with these weights.
+    /// Bytes per KV-cache element the runtime uses with these weights: vLLM keeps bf16/fp16
+    /// and llama.cpp f16 by default, whatever the weights' type.
     pub fn kv_bytes(self) -> u64 {
-        match self {
-            Dtype::Gguf(_) => 2, // llama.cpp keeps an f16 KV cache by default
-            _ => 2,
-        }
+        2
     }
 
     /// Display name.

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::catalogue;
 use crate::crd::check::{check, Kind};
-use crate::crd::{keys, InferenceSet, Workspace};
+use crate::crd::{InferenceSet, Workspace};
 use crate::error::Error;
 use crate::estimate::{self, EstimateInputs};
 use crate::validate;
@@ -360,7 +360,6 @@ pub fn estimate_text(text: &str) -> Result<String, Vec<String>> {
             }
         }
     }
-    let _ = keys::RUNTIME;
     if problems.is_empty() {
         Ok(out)
     } else {
