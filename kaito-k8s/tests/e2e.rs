@@ -344,9 +344,15 @@ async fn nodeclaims_are_created_and_cleaned_up_with_karpenter_installed() {
 async fn inferenceset_scales_through_the_scale_subresource() {
     let h = Harness::start().await;
     let client = h.server.client();
+    // KEDA installed: the ScaledObject is created and owned by the set.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "scaledobjects.keda.sh"},
+        "spec": {"group": "keda.sh", "scope": "Namespaced", "names": {"kind": "ScaledObject", "plural": "scaledobjects"},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}}}]}})).unwrap()).await.unwrap();
     let sets: Api<InferenceSet> = Api::namespaced(client.clone(), "default");
     let set: InferenceSet = serde_json::from_value(json!({
-        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet", "metadata": {"name": "pool", "namespace": "default"},
+        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet",
+        "metadata": {"name": "pool", "namespace": "default", "annotations": {"scaledobject.kaito.sh/auto-provision": "true"}},
         "spec": {"replicas": 2, "labelSelector": {"matchLabels": {"pool": "cpu"}},
                  "template": {"inference": {"preset": {"name": "smollm2-135m-instruct"}}}}
     }))
@@ -364,6 +370,18 @@ async fn inferenceset_scales_through_the_scale_subresource() {
         h.server.get("apps/v1", "StatefulSet", "default", "pool-1")
     })
     .await;
+    let so = eventually("ScaledObject", || {
+        h.server
+            .get("keda.sh/v1alpha1", "ScaledObject", "default", "pool")
+    })
+    .await;
+    let set_uid = h
+        .server
+        .get("kaito.sh/v1alpha1", "InferenceSet", "default", "pool")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    assert_eq!(so["metadata"]["ownerReferences"][0]["uid"], set_uid);
+    assert_eq!(so["spec"]["scaleTargetRef"]["kind"], "InferenceSet");
 
     // `kubectl scale inferenceset pool --replicas=3` patches the scale subresource.
     sets.patch_scale(
@@ -421,6 +439,13 @@ async fn inferenceset_scales_through_the_scale_subresource() {
         h.server
             .list("kaito.sh/v1beta1", "Workspace")
             .is_empty()
+            .then_some(())
+    })
+    .await;
+    eventually("ScaledObject gone", || {
+        h.server
+            .get("keda.sh/v1alpha1", "ScaledObject", "default", "pool")
+            .is_none()
             .then_some(())
     })
     .await;
