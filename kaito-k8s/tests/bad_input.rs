@@ -155,3 +155,25 @@ fn cli_estimate_prints_the_arithmetic() {
     );
     assert!(out.contains("KV cache per token: 2 × 80 layers × 8 kv heads × 128 head dim × 2 bytes = 327680 bytes"), "{out}");
 }
+
+#[test]
+fn estimate_covers_every_kaito_example() {
+    let dir = std::env::var("KAITO_REFERENCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kaito-reference")
+        });
+    let Ok(entries) = std::fs::read_dir(dir.join("examples")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "shared/kaito-reference is required under CI"
+        );
+        return;
+    };
+    for e in entries {
+        let path = e.unwrap().path();
+        let out = kaito_k8s::cli::estimate_file(&path)
+            .unwrap_or_else(|p| panic!("{}: {p:#?}", path.display()));
+        assert!(out.contains("result:"), "{}: {out}", path.display());
+    }
+}
