@@ -410,6 +410,12 @@ fn deleting(ago_secs: i64) -> Workspace {
     serde_json::from_value(v).unwrap()
 }
 
+fn marked_deleting(ago_secs: i64) -> Workspace {
+    let mut ws = deleting(ago_secs);
+    ws.status = serde_json::from_value(json!({"conditions": [{"type": "WorkspaceDeleting", "status": "True", "reason": "Deleting", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]})).unwrap();
+    ws
+}
+
 #[tokio::test]
 async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
     let ws = Arc::new(deleting(1));
@@ -417,6 +423,12 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
         {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "metadata": {"name": "smol-x-0"}}
     ]});
     let steps = vec![
+        step(
+            "PATCH",
+            &format!("{WS_PATH}/status"),
+            200,
+            Some(serde_json::to_value(deleting(1)).unwrap()),
+        ),
         step("GET", "/apis/karpenter.sh/v1/nodeclaims", 200, Some(claims)),
         step(
             "DELETE",
@@ -436,17 +448,22 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
     ];
     let (result, seen, _) = run(steps, |ctx| workspace::reconcile(ws, ctx)).await;
     result.unwrap();
+    assert_eq!(
+        seen[0].body["status"]["conditions"][0]["type"],
+        "WorkspaceDeleting"
+    );
+    assert_eq!(seen[0].body["status"]["state"], "Deleting");
     assert!(
-        seen[0]
+        seen[1]
             .query
             .contains("labelSelector=kaito.sh%2Fworkspace%3Dsmol"),
         "{}",
-        seen[0].query
+        seen[1].query
     );
     assert!(
-        seen[3].body.to_string().contains("remove"),
+        seen[4].body.to_string().contains("remove"),
         "{}",
-        seen[3].body
+        seen[4].body
     );
 }
 
@@ -454,6 +471,12 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
 async fn deletion_with_a_missing_crd_still_removes_the_finalizer() {
     let ws = Arc::new(deleting(1));
     let steps = vec![
+        step(
+            "PATCH",
+            &format!("{WS_PATH}/status"),
+            200,
+            Some(serde_json::to_value(deleting(1)).unwrap()),
+        ),
         step("GET", "/apis/karpenter.sh/v1/nodeclaims", 404, not_found()),
         step("POST", EVENTS, 201, None),
         step(
@@ -469,8 +492,9 @@ async fn deletion_with_a_missing_crd_still_removes_the_finalizer() {
 
 #[tokio::test]
 async fn failing_cleanup_retries_then_gives_up_after_the_timeout() {
-    // Recent deletion: the error is returned (and retried with backoff).
-    let ws = Arc::new(deleting(1));
+    // Recent deletion, already marked WorkspaceDeleting: the error is returned (and retried
+    // with backoff) without rewriting the status.
+    let ws = Arc::new(marked_deleting(1));
     let steps = vec![
         step(
             "GET",
@@ -484,7 +508,7 @@ async fn failing_cleanup_retries_then_gives_up_after_the_timeout() {
     assert_eq!(result.unwrap_err().metric_label(), "Forbidden");
     assert_eq!(seen[1].body["reason"], "CleanupFailed");
     // Deleting for an hour: give up, say so, and remove the finalizer.
-    let ws = Arc::new(deleting(3600));
+    let ws = Arc::new(marked_deleting(3600));
     let steps = vec![
         step(
             "GET",

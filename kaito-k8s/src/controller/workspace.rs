@@ -500,6 +500,23 @@ pub fn node_selector(ws: &Workspace) -> Option<String> {
 /// `cleanup_timeout` has passed since deletion began, then the finalizer is removed anyway.
 async fn cleanup(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
     let ns = ws.namespace().to_owned();
+    let old = ws.status.clone().unwrap_or_default();
+    if condition_status(&old.conditions, WORKSPACE_DELETING) != Some("True") {
+        let mut status = old.clone();
+        set_condition(
+            &mut status.conditions,
+            WORKSPACE_DELETING,
+            true,
+            "Deleting",
+            "cleaning up NodeClaims before removing the finalizer",
+            ws.metadata.generation,
+            &now(),
+        );
+        status.other.insert("state".into(), json!("Deleting"));
+        if let Err(e) = write_status(&ws, &ctx, status).await {
+            tracing::warn!(error = %e, "cannot mark the Workspace as deleting");
+        }
+    }
     let lp = ListParams::default().labels(&format!(
         "{}={},{}={ns}",
         keys::WORKSPACE_LABEL,
