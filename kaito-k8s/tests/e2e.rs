@@ -487,3 +487,51 @@ async fn quota_that_blocks_pods_is_reported() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_matching_nodes_and_missing_secret_are_reported() {
+    let h = Harness::start().await;
+    let api: Api<Workspace> = Api::namespaced(h.server.client(), "default");
+    let mut v = smol_workspace();
+    v["metadata"]["name"] = json!("nowhere");
+    v["resource"]["labelSelector"] = json!({"matchLabels": {"pool": "gpu"}});
+    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .unwrap();
+    eventually("NodesReady False", || {
+        (condition(&h.ws("nowhere")?, "NodesReady")? == ("False".into(), "NoMatchingNodes".into()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        condition(&h.ws("nowhere").unwrap(), "ResourceReady").unwrap(),
+        ("False".into(), "NoMatchingNodes".into())
+    );
+    eventually("NoMatchingNodes event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "NoMatchingNodes")
+    })
+    .await;
+
+    let mut g = smol_workspace();
+    g["metadata"]["name"] = json!("gated");
+    g["inference"] = json!({"preset": {"name": "llama-3.1-8b-instruct", "presetOptions": {"modelAccessSecret": "hf-token"}}});
+    api.create(&PostParams::default(), &serde_json::from_value(g).unwrap())
+        .await
+        .unwrap();
+    eventually("SecretNotFound", || {
+        (condition(&h.ws("gated")?, "ResourceReady")? == ("False".into(), "SecretNotFound".into()))
+            .then_some(())
+    })
+    .await;
+    eventually("SecretNotFound event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "SecretNotFound")
+    })
+    .await;
+    h.stop().await;
+}
