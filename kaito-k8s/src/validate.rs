@@ -141,7 +141,10 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
             }
         }
     }
-    if p.iter().any(|e| matches!(e, Error::Invalid { path, .. } if path.starts_with("inference") && !path.starts_with("inference.adapters"))) {
+    // With no single thing to serve (preset, template or model), there is nothing to size.
+    if p.iter()
+        .any(|e| matches!(e, Error::Invalid { path, .. } if path == "inference"))
+    {
         return p;
     }
     let model = match estimate::model_of(ws) {

@@ -177,3 +177,25 @@ fn estimate_covers_every_kaito_example() {
         assert!(out.contains("result:"), "{}: {out}", path.display());
     }
 }
+
+#[test]
+fn several_problems_of_one_document_are_all_reported() {
+    let p = problems(&format!(
+        "{WS}resource: {{instanceType: Standard_NC24ads_A100_v4}}\ninference: {{preset: {{name: nope, accessMode: secret}}}}\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.ends_with("resource.labelSelector: Required value")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.contains("inference.preset.accessMode: unsupported value")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.contains("inference.preset.name: unknown preset `nope`")),
+        "{p:#?}"
+    );
+}
