@@ -199,3 +199,16 @@ fn several_problems_of_one_document_are_all_reported() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn workspace_versions() {
+    let v1alpha1 = "apiVersion: kaito.sh/v1alpha1\nkind: Workspace\nmetadata: {name: old}\nresource: {labelSelector: {matchLabels: {a: b}}}\ninference: {preset: {name: smollm2-135m-instruct}}\n";
+    assert!(
+        render_text(v1alpha1, &RenderOptions::default()).is_ok(),
+        "KAITO's v1alpha1 is served too"
+    );
+    assert_rejects(
+        &v1alpha1.replace("v1alpha1", "v2"),
+        "apiVersion: `kaito.sh/v2` is not one of",
+    );
+}

@@ -95,6 +95,12 @@ pub fn parse(text: &str) -> Result<ParsedFile, Vec<String>> {
         let api_version = d.api_version.clone().unwrap_or_default();
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
         match (group, kind.as_str()) {
+            ("kaito.sh", "Workspace") if !matches!(api_version.as_str(), "kaito.sh/v1beta1" | "kaito.sh/v1alpha1") => problems.push(line(
+                d.index,
+                &kind,
+                &name,
+                format!("apiVersion: `{api_version}` is not one of kaito.sh/v1beta1, kaito.sh/v1alpha1"),
+            )),
             ("kaito.sh", "Workspace") => match parse_workspace(&d.value, &out) {
                 Ok(ws) => out.inputs.push((d.index, Input::Workspace(ws))),
                 Err(ps) => problems.extend(ps.into_iter().map(|p| line(d.index, &kind, &name, p))),
