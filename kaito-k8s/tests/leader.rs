@@ -17,13 +17,13 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
         api.clone(),
         "kaito-rs-controller",
         "pod-a",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     );
     let b = LeaderElector::new(
         api.clone(),
         "kaito-rs-controller",
         "pod-b",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     );
     assert!(a.try_acquire_or_renew().await.unwrap());
     assert!(
