@@ -6,7 +6,8 @@
 //! above the model's limit, and the SSRF guard on URLs (literal addresses, internal names and,
 //! here, what the host name resolves to).
 //!
-//! Endpoints: `POST /validate`, `POST /mutate` (defaults `inference.preset.accessMode`),
+//! Endpoints: `POST /validate`, `POST /mutate` (defaults `inference.preset.accessMode` and the
+//! `kaito.sh/runtime` annotation of preset Workspaces),
 //! `GET /healthz`.
 
 use std::net::IpAddr;
@@ -242,16 +243,36 @@ fn default_object(response: AdmissionResponse, kind: &str, value: &Value) -> Adm
         "InferenceSet" => "/spec/template/inference/preset",
         _ => return response,
     };
-    let Some(preset) = value.pointer(base) else {
-        return response;
-    };
-    if preset.get("accessMode").is_some() {
+    let mut ops = Vec::new();
+    if let Some(preset) = value.pointer(base) {
+        // KAITO's default.
+        if preset.get("accessMode").is_none() {
+            ops.push(serde_json::json!({"op": "add", "path": format!("{base}/accessMode"), "value": "public"}));
+        }
+        // Freeze the runtime the preset defaults to, so a later change of defaults does not
+        // switch a running Workspace's runtime.
+        let annotations = value.pointer("/metadata/annotations");
+        let has_runtime = annotations
+            .and_then(|a| a.get(crate::crd::keys::RUNTIME))
+            .is_some();
+        let runtime = preset
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(crate::catalogue::find)
+            .map(|m| m.runtime.name());
+        if let (false, Some(runtime), "Workspace") = (has_runtime, runtime, kind) {
+            if annotations.is_some() {
+                ops.push(serde_json::json!({"op": "add", "path": "/metadata/annotations/kaito.sh~1runtime", "value": runtime}));
+            } else {
+                ops.push(serde_json::json!({"op": "add", "path": "/metadata/annotations", "value": {crate::crd::keys::RUNTIME: runtime}}));
+            }
+        }
+    }
+    if ops.is_empty() {
         return response;
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "add", "path": format!("{base}/accessMode"), "value": "public"}
-    ]))
-    .expect("a valid JSON patch");
+    let patch: json_patch::Patch =
+        serde_json::from_value(Value::Array(ops)).expect("a valid JSON patch");
     match response.clone().with_patch(patch) {
         Ok(r) => r,
         Err(e) => response.deny(e.to_string()),
