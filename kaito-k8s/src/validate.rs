@@ -90,7 +90,7 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
                 Some("an unspecified")
             } else if (s[0] & 0xffc0) == 0xfe80 {
                 Some("a link-local")
-            } else if (s[0] & 0xfe00) == 0xfc00 || s[0] == 0xfd00 {
+            } else if (s[0] & 0xfe00) == 0xfc00 {
                 Some("a private")
             } else {
                 None
@@ -141,7 +141,10 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
             }
         }
     }
-    if p.iter().any(|e| matches!(e, Error::Invalid { path, .. } if path.starts_with("inference") && !path.starts_with("inference.adapters"))) {
+    // With no single thing to serve (preset, template or model), there is nothing to size.
+    if p.iter()
+        .any(|e| matches!(e, Error::Invalid { path, .. } if path == "inference"))
+    {
         return p;
     }
     let model = match estimate::model_of(ws) {
@@ -208,18 +211,13 @@ pub fn inferenceset(set: &InferenceSet, facts: &ClusterFacts) -> Vec<Error> {
     let child = crate::render::child_workspace(set, 0);
     for e in workspace(&child, facts) {
         p.push(match e {
+            // The child's name is derived from the set's, checked above.
             Error::Invalid { path, message } if path == "metadata.name" => {
                 Error::Invalid { path, message }
             }
             Error::Invalid { path, message } if path.starts_with("resource.labelSelector") => {
                 Error::Invalid {
                     path: path.replacen("resource.labelSelector", "spec.labelSelector", 1),
-                    message,
-                }
-            }
-            Error::Invalid { path, message } if path.starts_with("metadata.annotations") => {
-                Error::Invalid {
-                    path: format!("spec.template.{path}"),
                     message,
                 }
             }

@@ -6,7 +6,8 @@
 //! above the model's limit, and the SSRF guard on URLs (literal addresses, internal names and,
 //! here, what the host name resolves to).
 //!
-//! Endpoints: `POST /validate`, `POST /mutate` (defaults `inference.preset.accessMode`),
+//! Endpoints: `POST /validate`, `POST /mutate` (defaults `inference.preset.accessMode` and the
+//! `kaito.sh/runtime` annotation of preset Workspaces),
 //! `GET /healthz`.
 
 use std::net::IpAddr;
@@ -151,6 +152,25 @@ pub async fn admit(
     if mutate {
         return default_object(response, kind, &value);
     }
+    // Never block the controller's own bookkeeping: an update that leaves the spec and the
+    // annotations as they were (finalizers, labels, owner references), or any update of an
+    // object being deleted, is admitted even if the object no longer passes today's rules —
+    // otherwise a catalogue change could make a finalizer impossible to remove.
+    if let Some(old) = &old {
+        let spec_of = |v: &Value| {
+            serde_json::json!([
+                v.get("resource"),
+                v.get("inference"),
+                v.get("tuning"),
+                v.get("spec"),
+                v.pointer("/metadata/annotations")
+            ])
+        };
+        if spec_of(old) == spec_of(&value) || value.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            return response;
+        }
+    }
     let (problems, warnings) = match kind {
         "Workspace" => {
             let mut p = check(Kind::Workspace, &value, old.as_ref());
@@ -223,16 +243,36 @@ fn default_object(response: AdmissionResponse, kind: &str, value: &Value) -> Adm
         "InferenceSet" => "/spec/template/inference/preset",
         _ => return response,
     };
-    let Some(preset) = value.pointer(base) else {
-        return response;
-    };
-    if preset.get("accessMode").is_some() {
+    let mut ops = Vec::new();
+    if let Some(preset) = value.pointer(base) {
+        // KAITO's default.
+        if preset.get("accessMode").is_none() {
+            ops.push(serde_json::json!({"op": "add", "path": format!("{base}/accessMode"), "value": "public"}));
+        }
+        // Freeze the runtime the preset defaults to, so a later change of defaults does not
+        // switch a running Workspace's runtime.
+        let annotations = value.pointer("/metadata/annotations");
+        let has_runtime = annotations
+            .and_then(|a| a.get(crate::crd::keys::RUNTIME))
+            .is_some();
+        let runtime = preset
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(crate::catalogue::find)
+            .map(|m| m.runtime.name());
+        if let (false, Some(runtime), "Workspace") = (has_runtime, runtime, kind) {
+            if annotations.is_some() {
+                ops.push(serde_json::json!({"op": "add", "path": "/metadata/annotations/kaito.sh~1runtime", "value": runtime}));
+            } else {
+                ops.push(serde_json::json!({"op": "add", "path": "/metadata/annotations", "value": {crate::crd::keys::RUNTIME: runtime}}));
+            }
+        }
+    }
+    if ops.is_empty() {
         return response;
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "add", "path": format!("{base}/accessMode"), "value": "public"}
-    ]))
-    .expect("a valid JSON patch");
+    let patch: json_patch::Patch =
+        serde_json::from_value(Value::Array(ops)).expect("a valid JSON patch");
     match response.clone().with_patch(patch) {
         Ok(r) => r,
         Err(e) => response.deny(e.to_string()),

@@ -155,3 +155,60 @@ fn cli_estimate_prints_the_arithmetic() {
     );
     assert!(out.contains("KV cache per token: 2 × 80 layers × 8 kv heads × 128 head dim × 2 bytes = 327680 bytes"), "{out}");
 }
+
+#[test]
+fn estimate_covers_every_kaito_example() {
+    let dir = std::env::var("KAITO_REFERENCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kaito-reference")
+        });
+    let Ok(entries) = std::fs::read_dir(dir.join("examples")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "shared/kaito-reference is required under CI"
+        );
+        return;
+    };
+    for e in entries {
+        let path = e.unwrap().path();
+        let out = kaito_k8s::cli::estimate_file(&path)
+            .unwrap_or_else(|p| panic!("{}: {p:#?}", path.display()));
+        assert!(out.contains("result:"), "{}: {out}", path.display());
+    }
+}
+
+#[test]
+fn several_problems_of_one_document_are_all_reported() {
+    let p = problems(&format!(
+        "{WS}resource: {{instanceType: Standard_NC24ads_A100_v4}}\ninference: {{preset: {{name: nope, accessMode: secret}}}}\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.ends_with("resource.labelSelector: Required value")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.contains("inference.preset.accessMode: unsupported value")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.contains("inference.preset.name: unknown preset `nope`")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn workspace_versions() {
+    let v1alpha1 = "apiVersion: kaito.sh/v1alpha1\nkind: Workspace\nmetadata: {name: old}\nresource: {labelSelector: {matchLabels: {a: b}}}\ninference: {preset: {name: smollm2-135m-instruct}}\n";
+    assert!(
+        render_text(v1alpha1, &RenderOptions::default()).is_ok(),
+        "KAITO's v1alpha1 is served too"
+    );
+    assert_rejects(
+        &v1alpha1.replace("v1alpha1", "v2"),
+        "apiVersion: `kaito.sh/v2` is not one of",
+    );
+}

@@ -241,3 +241,90 @@ fn cel_rules_compile() {
         );
     }
 }
+
+/// Every field KAITO's CRDs declare (v1beta1 Workspace; both InferenceSet versions) exists in
+/// ours, and every field KAITO requires is required by ours too.
+#[test]
+fn schema_is_a_superset_of_kaito() {
+    let Some(dir) = common::reference_dir() else {
+        return;
+    };
+    let pairs = [
+        (
+            "kaito.sh_workspaces.yaml",
+            "v1beta1",
+            kaito_k8s::crd::generate::workspace_crd(),
+        ),
+        (
+            "kaito.sh_inferencesets.yaml",
+            "v1alpha1",
+            kaito_k8s::crd::generate::inferenceset_crd(),
+        ),
+        (
+            "kaito.sh_inferencesets.yaml",
+            "v1beta1",
+            kaito_k8s::crd::generate::inferenceset_crd(),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (file, version, ours) in pairs {
+        let theirs: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join("crds").join(file)).unwrap())
+                .unwrap();
+        let theirs = theirs["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == version)
+            .unwrap()["schema"]["openAPIV3Schema"]
+            .clone();
+        let ours_v = serde_json::to_value(&ours).unwrap();
+        let ours = ours_v["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == version)
+            .unwrap()["schema"]["openAPIV3Schema"]
+            .clone();
+        compare(&theirs, &ours, &format!("{file}@{version}"), &mut problems);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn compare(theirs: &Value, ours: &Value, path: &str, problems: &mut Vec<String>) {
+    if ours.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        || theirs.get("x-kubernetes-preserve-unknown-fields").is_some()
+    {
+        return;
+    }
+    let mut theirs_required: Vec<&str> = theirs["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let ours_required: Vec<&str> = ours["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    theirs_required.retain(|r| !ours_required.contains(r));
+    // KAITO requires `input`/`output` on tuning and we do too; `description` in performance
+    // metrics is KAITO's benchmark output, which we keep as free-form JSON.
+    for r in theirs_required {
+        problems.push(format!("{path}: KAITO requires `{r}`, we do not"));
+    }
+    if let Some(props) = theirs["properties"].as_object() {
+        for (k, t) in props {
+            match ours["properties"].get(k) {
+                Some(o) => compare(t, o, &format!("{path}.{k}"), problems),
+                None if path.ends_with(".metadata") => {}
+                None => problems.push(format!("{path}.{k}: declared by KAITO, missing from ours")),
+            }
+        }
+    }
+    if let (Some(t), Some(o)) = (theirs.get("items"), ours.get("items")) {
+        compare(t, o, &format!("{path}[]"), problems);
+    }
+}

@@ -132,6 +132,7 @@ fn rbac_grants_what_the_controller_uses() {
         ("", "pods", &["list", "watch"]),
         ("", "nodes", &["list"]),
         ("", "secrets", &["get"]),
+        ("", "resourcequotas", &["list"]),
         (
             "karpenter.sh",
             "nodeclaims",

@@ -16,7 +16,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
+    for _ in 0..600 {
         if let Some(v) = f() {
             return v;
         }
@@ -344,9 +344,15 @@ async fn nodeclaims_are_created_and_cleaned_up_with_karpenter_installed() {
 async fn inferenceset_scales_through_the_scale_subresource() {
     let h = Harness::start().await;
     let client = h.server.client();
+    // KEDA installed: the ScaledObject is created and owned by the set.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "scaledobjects.keda.sh"},
+        "spec": {"group": "keda.sh", "scope": "Namespaced", "names": {"kind": "ScaledObject", "plural": "scaledobjects"},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}}}]}})).unwrap()).await.unwrap();
     let sets: Api<InferenceSet> = Api::namespaced(client.clone(), "default");
     let set: InferenceSet = serde_json::from_value(json!({
-        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet", "metadata": {"name": "pool", "namespace": "default"},
+        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet",
+        "metadata": {"name": "pool", "namespace": "default", "annotations": {"scaledobject.kaito.sh/auto-provision": "true"}},
         "spec": {"replicas": 2, "labelSelector": {"matchLabels": {"pool": "cpu"}},
                  "template": {"inference": {"preset": {"name": "smollm2-135m-instruct"}}}}
     }))
@@ -364,6 +370,18 @@ async fn inferenceset_scales_through_the_scale_subresource() {
         h.server.get("apps/v1", "StatefulSet", "default", "pool-1")
     })
     .await;
+    let so = eventually("ScaledObject", || {
+        h.server
+            .get("keda.sh/v1alpha1", "ScaledObject", "default", "pool")
+    })
+    .await;
+    let set_uid = h
+        .server
+        .get("kaito.sh/v1alpha1", "InferenceSet", "default", "pool")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    assert_eq!(so["metadata"]["ownerReferences"][0]["uid"], set_uid);
+    assert_eq!(so["spec"]["scaleTargetRef"]["kind"], "InferenceSet");
 
     // `kubectl scale inferenceset pool --replicas=3` patches the scale subresource.
     sets.patch_scale(
@@ -422,6 +440,97 @@ async fn inferenceset_scales_through_the_scale_subresource() {
             .list("kaito.sh/v1beta1", "Workspace")
             .is_empty()
             .then_some(())
+    })
+    .await;
+    eventually("ScaledObject gone", || {
+        h.server
+            .get("keda.sh/v1alpha1", "ScaledObject", "default", "pool")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_that_blocks_pods_is_reported() {
+    let h = Harness::start().await;
+    h.server.put(json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tight", "namespace": "default"},
+        "spec": {"hard": {"requests.cpu": "1"}},
+        "status": {"hard": {"requests.cpu": "1"}, "used": {"requests.cpu": "0"}}}));
+    let api: Api<Workspace> = Api::namespaced(h.server.client(), "default");
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(smol_workspace()).unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually("QuotaExceeded", || {
+        (condition(&h.ws("smol")?, "InferenceReady")? == ("False".into(), "QuotaExceeded".into()))
+            .then_some(())
+    })
+    .await;
+    let ev = eventually("QuotaExceeded event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "QuotaExceeded")
+    })
+    .await;
+    assert!(
+        ev["note"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceQuota tight: requests.cpu"),
+        "{}",
+        ev["note"]
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_matching_nodes_and_missing_secret_are_reported() {
+    let h = Harness::start().await;
+    let api: Api<Workspace> = Api::namespaced(h.server.client(), "default");
+    let mut v = smol_workspace();
+    v["metadata"]["name"] = json!("nowhere");
+    v["resource"]["labelSelector"] = json!({"matchLabels": {"pool": "gpu"}});
+    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .unwrap();
+    eventually("NodesReady False", || {
+        (condition(&h.ws("nowhere")?, "NodesReady")? == ("False".into(), "NoMatchingNodes".into()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        condition(&h.ws("nowhere").unwrap(), "ResourceReady").unwrap(),
+        ("False".into(), "NoMatchingNodes".into())
+    );
+    eventually("NoMatchingNodes event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "NoMatchingNodes")
+    })
+    .await;
+
+    let mut g = smol_workspace();
+    g["metadata"]["name"] = json!("gated");
+    g["inference"] = json!({"preset": {"name": "llama-3.1-8b-instruct", "presetOptions": {"modelAccessSecret": "hf-token"}}});
+    api.create(&PostParams::default(), &serde_json::from_value(g).unwrap())
+        .await
+        .unwrap();
+    eventually("SecretNotFound", || {
+        (condition(&h.ws("gated")?, "ResourceReady")? == ("False".into(), "SecretNotFound".into()))
+            .then_some(())
+    })
+    .await;
+    eventually("SecretNotFound event", || {
+        h.server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .find(|e| e["reason"] == "SecretNotFound")
     })
     .await;
     h.stop().await;

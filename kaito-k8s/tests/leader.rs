@@ -17,13 +17,13 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
         api.clone(),
         "kaito-rs-controller",
         "pod-a",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     );
     let b = LeaderElector::new(
         api.clone(),
         "kaito-rs-controller",
         "pod-b",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
     );
     assert!(a.try_acquire_or_renew().await.unwrap());
     assert!(
@@ -31,7 +31,7 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
         "b must not lead while a's lease is fresh"
     );
     assert!(a.try_acquire_or_renew().await.unwrap(), "a renews");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6300)).await;
     assert!(
         b.try_acquire_or_renew().await.unwrap(),
         "b takes over an expired lease"

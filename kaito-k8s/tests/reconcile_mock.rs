@@ -134,6 +134,7 @@ where
 }
 
 const WS_PATH: &str = "/apis/kaito.sh/v1beta1/namespaces/default/workspaces/smol";
+const QUOTAS: &str = "/api/v1/namespaces/default/resourcequotas";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 fn smol(finalized: bool) -> Workspace {
@@ -184,6 +185,7 @@ fn first_reconcile_steps() -> Vec<Step> {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     steps.push(step(
         "PATCH",
         &format!("{WS_PATH}/status"),
@@ -274,6 +276,7 @@ async fn second_reconcile_of_an_unchanged_workspace_makes_no_write() {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     let again = Arc::new(again);
     let (result, seen2, _) = run(steps, |ctx| workspace::reconcile(again, ctx)).await;
     result.unwrap();
@@ -350,6 +353,7 @@ async fn missing_nodeclaim_crd_is_reported_not_fatal() {
         200,
         empty_list("PodList"),
     ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
     steps.push(step("POST", EVENTS, 201, None));
     steps.push(step(
         "PATCH",
@@ -406,6 +410,12 @@ fn deleting(ago_secs: i64) -> Workspace {
     serde_json::from_value(v).unwrap()
 }
 
+fn marked_deleting(ago_secs: i64) -> Workspace {
+    let mut ws = deleting(ago_secs);
+    ws.status = serde_json::from_value(json!({"conditions": [{"type": "WorkspaceDeleting", "status": "True", "reason": "Deleting", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]})).unwrap();
+    ws
+}
+
 #[tokio::test]
 async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
     let ws = Arc::new(deleting(1));
@@ -413,6 +423,12 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
         {"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "metadata": {"name": "smol-x-0"}}
     ]});
     let steps = vec![
+        step(
+            "PATCH",
+            &format!("{WS_PATH}/status"),
+            200,
+            Some(serde_json::to_value(deleting(1)).unwrap()),
+        ),
         step("GET", "/apis/karpenter.sh/v1/nodeclaims", 200, Some(claims)),
         step(
             "DELETE",
@@ -432,17 +448,22 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
     ];
     let (result, seen, _) = run(steps, |ctx| workspace::reconcile(ws, ctx)).await;
     result.unwrap();
+    assert_eq!(
+        seen[0].body["status"]["conditions"][0]["type"],
+        "WorkspaceDeleting"
+    );
+    assert_eq!(seen[0].body["status"]["state"], "Deleting");
     assert!(
-        seen[0]
+        seen[1]
             .query
             .contains("labelSelector=kaito.sh%2Fworkspace%3Dsmol"),
         "{}",
-        seen[0].query
+        seen[1].query
     );
     assert!(
-        seen[3].body.to_string().contains("remove"),
+        seen[4].body.to_string().contains("remove"),
         "{}",
-        seen[3].body
+        seen[4].body
     );
 }
 
@@ -450,6 +471,12 @@ async fn deletion_cleans_up_nodeclaims_and_removes_the_finalizer() {
 async fn deletion_with_a_missing_crd_still_removes_the_finalizer() {
     let ws = Arc::new(deleting(1));
     let steps = vec![
+        step(
+            "PATCH",
+            &format!("{WS_PATH}/status"),
+            200,
+            Some(serde_json::to_value(deleting(1)).unwrap()),
+        ),
         step("GET", "/apis/karpenter.sh/v1/nodeclaims", 404, not_found()),
         step("POST", EVENTS, 201, None),
         step(
@@ -465,8 +492,9 @@ async fn deletion_with_a_missing_crd_still_removes_the_finalizer() {
 
 #[tokio::test]
 async fn failing_cleanup_retries_then_gives_up_after_the_timeout() {
-    // Recent deletion: the error is returned (and retried with backoff).
-    let ws = Arc::new(deleting(1));
+    // Recent deletion, already marked WorkspaceDeleting: the error is returned (and retried
+    // with backoff) without rewriting the status.
+    let ws = Arc::new(marked_deleting(1));
     let steps = vec![
         step(
             "GET",
@@ -480,7 +508,7 @@ async fn failing_cleanup_retries_then_gives_up_after_the_timeout() {
     assert_eq!(result.unwrap_err().metric_label(), "Forbidden");
     assert_eq!(seen[1].body["reason"], "CleanupFailed");
     // Deleting for an hour: give up, say so, and remove the finalizer.
-    let ws = Arc::new(deleting(3600));
+    let ws = Arc::new(marked_deleting(3600));
     let steps = vec![
         step(
             "GET",
@@ -548,4 +576,49 @@ async fn inferenceset_scales_down_by_deleting_the_highest_replicas() {
     assert_eq!(status["replicas"], 1);
     assert_eq!(status["readyReplicas"], 0);
     assert_eq!(status["selector"], "inferenceset.kaito.sh/created-by=s");
+}
+
+#[tokio::test]
+async fn inferenceset_without_keda_reports_it_and_still_scales() {
+    let set: InferenceSet = serde_json::from_value(json!({
+        "apiVersion": "kaito.sh/v1alpha1", "kind": "InferenceSet",
+        "metadata": {"name": "s", "namespace": "default", "uid": "set-uid", "generation": 1,
+                     "annotations": {"scaledobject.kaito.sh/auto-provision": "true"}},
+        "spec": {"replicas": 1, "labelSelector": {"matchLabels": {"pool": "cpu"}},
+                 "template": {"inference": {"preset": {"name": "smollm2-135m-instruct"}}}}
+    }))
+    .unwrap();
+    let ws_base = "/apis/kaito.sh/v1beta1/namespaces/default/workspaces";
+    let so = "/apis/keda.sh/v1alpha1/namespaces/default/scaledobjects/s";
+    let steps = vec![
+        step("GET", &format!("{ws_base}/s-0"), 404, not_found()),
+        step("PATCH", &format!("{ws_base}/s-0"), 200, None),
+        step(
+            "GET",
+            ws_base,
+            200,
+            Some(
+                json!({"apiVersion": "kaito.sh/v1beta1", "kind": "WorkspaceList", "metadata": {}, "items": [
+                    {"apiVersion": "kaito.sh/v1beta1", "kind": "Workspace", "metadata": {"name": "s-0", "namespace": "default"}}
+                ]}),
+            ),
+        ),
+        step("GET", so, 404, not_found()),
+        step("PATCH", so, 404, not_found()),
+        step("POST", EVENTS, 201, None),
+        step(
+            "PATCH",
+            "/apis/kaito.sh/v1alpha1/namespaces/default/inferencesets/s/status",
+            200,
+            Some(serde_json::to_value(&set).unwrap()),
+        ),
+    ];
+    let set = Arc::new(set);
+    let (result, seen, _) = run(steps, |ctx| inferenceset::reconcile(set, ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[5].body["reason"], "KEDAMissing");
+    assert_eq!(
+        seen[4].body["spec"]["triggers"][0]["metadata"]["metricName"],
+        "vllm:num_requests_waiting"
+    );
 }

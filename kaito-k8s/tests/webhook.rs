@@ -256,22 +256,53 @@ async fn rejects_a_bad_inferenceset() {
     );
 }
 
+fn patch_of(v: &Value) -> Value {
+    // `patch` is the JSON patch bytes.
+    let bytes: Vec<u8> = match &v["patch"] {
+        Value::Array(a) => a.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
+        other => panic!("no patch: {other}"),
+    };
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 #[tokio::test]
-async fn mutate_defaults_access_mode() {
+async fn mutate_defaults_access_mode_and_runtime() {
     let (allowed, _, v) = decide("Workspace", ws(), None, &StaticLookup::default(), true).await;
     assert!(allowed);
     assert_eq!(v["patchType"], "JSONPatch");
-    // `patch` is the JSON patch bytes (base64 on the wire).
-    let bytes: Vec<u8> = match &v["patch"] {
-        Value::Array(a) => a.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
-        Value::String(s) => s.as_bytes().to_vec(),
-        other => panic!("no patch: {other}"),
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(
-        text.contains("accessMode") || text.contains("YWNjZXNzTW9kZ"),
-        "{text}"
-    );
+    let mut obj = ws();
+    json_patch::patch(
+        &mut obj,
+        &serde_json::from_value::<json_patch::Patch>(patch_of(&v)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(obj["inference"]["preset"]["accessMode"], "public");
+    assert_eq!(obj["metadata"]["annotations"]["kaito.sh/runtime"], "vllm");
+    // With annotations present and both already set: nothing to do.
+    let mut set = ws();
+    set["metadata"]["annotations"] = json!({"kaito.sh/runtime": "vllm"});
+    set["inference"]["preset"]["accessMode"] = json!("public");
+    let (_, _, v) = decide("Workspace", set, None, &StaticLookup::default(), true).await;
+    assert!(v.get("patch").is_none());
+    // A GGUF preset defaults to our runtime.
+    let mut smol = ws();
+    smol["metadata"]["annotations"] = json!({"team": "a"});
+    smol["inference"]["preset"] = json!({"name": "smollm2-135m-instruct", "accessMode": "public"});
+    let (_, _, v) = decide(
+        "Workspace",
+        smol.clone(),
+        None,
+        &StaticLookup::default(),
+        true,
+    )
+    .await;
+    json_patch::patch(
+        &mut smol,
+        &serde_json::from_value::<json_patch::Patch>(patch_of(&v)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(smol["metadata"]["annotations"]["kaito.sh/runtime"], "kaito");
+    assert_eq!(smol["metadata"]["annotations"]["team"], "a");
 }
 
 #[tokio::test]
@@ -323,4 +354,38 @@ async fn serves_over_https() {
         .as_str()
         .unwrap()
         .contains("inference.preset.name: unknown preset `nope`"));
+}
+
+#[tokio::test]
+async fn never_blocks_finalizer_changes_or_deletion() {
+    // An object that no longer passes (its preset left the catalogue) ...
+    let mut old = ws();
+    old["inference"]["preset"]["name"] = json!("retired-model");
+    old["metadata"]["finalizers"] = json!(["workspace.kaito.sh/finalizer"]);
+    // ... can still lose its finalizer,
+    let mut new = old.clone();
+    new["metadata"]["finalizers"] = json!([]);
+    let (allowed, message, _) = decide(
+        "Workspace",
+        new,
+        Some(old.clone()),
+        &StaticLookup::default(),
+        false,
+    )
+    .await;
+    assert!(allowed, "{message}");
+    // ... but a spec edit is still checked.
+    let mut edit = old.clone();
+    edit["inference"]["engine"] = json!({"threads": 2});
+    assert!(
+        !decide(
+            "Workspace",
+            edit,
+            Some(old),
+            &StaticLookup::default(),
+            false
+        )
+        .await
+        .0
+    );
 }

@@ -23,7 +23,7 @@ use crate::render::RenderOptions;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerOptions {
     /// Kubeconfig file; default: `KUBECONFIG`, `~/.kube/config`, then in-cluster config.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Watch only this namespace (default: all).
     #[arg(long, env = "KAITO_WATCH_NAMESPACE")]
@@ -202,6 +202,9 @@ async fn shutdown_signal() {
 /// Runs the controllers until SIGTERM or Ctrl-C (or until leadership is lost, which is an
 /// error so that the pod restarts and rejoins the election).
 pub async fn run_controller(opts: ControllerOptions) -> Result<()> {
+    // One TLS crypto provider for the process (kube's client and the webhook), whatever other
+    // crates in the binary enable.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = client(&opts).await?;
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context::with_options(

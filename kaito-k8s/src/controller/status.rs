@@ -307,3 +307,123 @@ mod tests {
         assert_eq!(c[0].last_transition_time.as_deref(), Some("t3"));
     }
 }
+
+/// Parses a Kubernetes quantity (`100m`, `16Gi`, `2`, `1e3`) into a number.
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let suffixes: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    for (s, mult) in suffixes {
+        if let Some(n) = q.strip_suffix(s) {
+            return n.parse::<f64>().ok().map(|v| v * mult);
+        }
+    }
+    q.parse().ok()
+}
+
+/// What one pod of a Workspace asks for, under the names ResourceQuotas use.
+pub fn pod_quota_usage(
+    pod_spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::from([("pods".to_owned(), 1.0)]);
+    for c in &pod_spec.containers {
+        let Some(r) = &c.resources else { continue };
+        for (kind, map) in [("requests", &r.requests), ("limits", &r.limits)] {
+            for (name, q) in map.iter().flatten() {
+                let v = parse_quantity(&q.0).unwrap_or(0.0);
+                *out.entry(format!("{kind}.{name}")).or_default() += v;
+                if kind == "requests" && (name == "cpu" || name == "memory") {
+                    *out.entry(name.clone()).or_default() += v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first ResourceQuota that cannot fit `missing` more pods of `per_pod`, as a message.
+pub fn quota_shortfall(
+    quotas: &[k8s_openapi::api::core::v1::ResourceQuota],
+    per_pod: &std::collections::BTreeMap<String, f64>,
+    missing: u32,
+) -> Option<String> {
+    for quota in quotas {
+        let Some(status) = &quota.status else {
+            continue;
+        };
+        let used = status.used.clone().unwrap_or_default();
+        for (name, hard) in status.hard.iter().flatten() {
+            let Some(need) = per_pod.get(name) else {
+                continue;
+            };
+            let hard_v = parse_quantity(&hard.0).unwrap_or(f64::MAX);
+            let used_v = used
+                .get(name)
+                .and_then(|q| parse_quantity(&q.0))
+                .unwrap_or(0.0);
+            if used_v + need * f64::from(missing) > hard_v + 1e-9 {
+                return Some(format!(
+                    "ResourceQuota {}: {name} would exceed its limit (used {}, hard {}, {} more pod(s) need {} each)",
+                    quota.metadata.name.as_deref().unwrap_or_default(),
+                    used.get(name).map(|q| q.0.as_str()).unwrap_or("0"),
+                    hard.0,
+                    missing,
+                    need
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("100m"), Some(0.1));
+        assert_eq!(
+            parse_quantity("16Gi"),
+            Some(16.0 * 1024.0 * 1024.0 * 1024.0)
+        );
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("1k"), Some(1000.0));
+    }
+
+    #[test]
+    fn gpu_quota_shortfall_is_found() {
+        let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+            "metadata": {"name": "team-gpus"},
+            "status": {"hard": {"requests.nvidia.com/gpu": "2", "pods": "10"}, "used": {"requests.nvidia.com/gpu": "2", "pods": "3"}}
+        }))
+        .unwrap();
+        let per_pod = std::collections::BTreeMap::from([
+            ("pods".to_owned(), 1.0),
+            ("requests.nvidia.com/gpu".to_owned(), 1.0),
+        ]);
+        let msg = quota_shortfall(std::slice::from_ref(&quota), &per_pod, 1).unwrap();
+        assert!(
+            msg.contains("ResourceQuota team-gpus: requests.nvidia.com/gpu would exceed"),
+            "{msg}"
+        );
+        let cpu_only = std::collections::BTreeMap::from([("pods".to_owned(), 1.0)]);
+        assert!(quota_shortfall(&[quota], &cpu_only, 1).is_none());
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ResourceQuota, Secret};
 use kaito_core::workspace::WorkspaceStatus;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -14,7 +14,10 @@ use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 use tracing::instrument;
 
-use super::status::{condition_status, inference_ready, now, set_condition, summarize_pods};
+use super::status::{
+    condition_status, inference_ready, now, pod_quota_usage, quota_shortfall, set_condition,
+    summarize_pods,
+};
 use super::{apply_if_changed, Context};
 use crate::crd::conditions::*;
 use crate::crd::{keys, Workspace};
@@ -369,7 +372,30 @@ async fn apply(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
         .list(&ListParams::default().labels(&format!("{}={name}", keys::WORKSPACE_LABEL)))
         .await?;
     let summary = summarize_pods(&pods.items, &rollout_hash);
-    let (ready, reason, message) = inference_ready(&summary, node_count);
+    let (mut ready, mut reason, mut message) = inference_ready(&summary, node_count);
+    if summary.pods < node_count && summary.failing.is_none() {
+        // Missing pods: say so when a ResourceQuota is why (the StatefulSet cannot create them).
+        let per_pod = rendered
+            .stateful_set
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(pod_quota_usage)
+            .unwrap_or_default();
+        match Api::<ResourceQuota>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(quotas) => {
+                if let Some(m) = quota_shortfall(&quotas.items, &per_pod, node_count - summary.pods)
+                {
+                    (ready, reason, message) = (false, "QuotaExceeded".to_owned(), m);
+                }
+            }
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     set_condition(
         &mut status.conditions,
         INFERENCE_READY,
@@ -474,6 +500,23 @@ pub fn node_selector(ws: &Workspace) -> Option<String> {
 /// `cleanup_timeout` has passed since deletion began, then the finalizer is removed anyway.
 async fn cleanup(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
     let ns = ws.namespace().to_owned();
+    let old = ws.status.clone().unwrap_or_default();
+    if condition_status(&old.conditions, WORKSPACE_DELETING) != Some("True") {
+        let mut status = old.clone();
+        set_condition(
+            &mut status.conditions,
+            WORKSPACE_DELETING,
+            true,
+            "Deleting",
+            "cleaning up NodeClaims before removing the finalizer",
+            ws.metadata.generation,
+            &now(),
+        );
+        status.other.insert("state".into(), json!("Deleting"));
+        if let Err(e) = write_status(&ws, &ctx, status).await {
+            tracing::warn!(error = %e, "cannot mark the Workspace as deleting");
+        }
+    }
     let lp = ListParams::default().labels(&format!(
         "{}={},{}={ns}",
         keys::WORKSPACE_LABEL,

@@ -40,7 +40,7 @@ pub fn check_with_schema(schema: &Value, object: &Value, old: Option<&Value>) ->
         return problems;
     }
     structural(&schema, object, "", &mut problems);
-    if problems.is_empty() {
+    {
         if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, object, old) {
             for e in errors.iter() {
                 let path = if e.field_path.is_empty() {

@@ -18,7 +18,8 @@ fn condition_column(name: &str, condition: &str) -> Value {
     )
 }
 
-/// The Workspace CRD (`workspaces.kaito.sh`).
+/// The Workspace CRD (`workspaces.kaito.sh`): v1beta1 stored, KAITO's v1alpha1 also served
+/// (deprecated) with the same schema.
 pub fn workspace_crd() -> CustomResourceDefinition {
     let value = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -29,23 +30,31 @@ pub fn workspace_crd() -> CustomResourceDefinition {
             "names": {"kind": "Workspace", "listKind": "WorkspaceList", "plural": "workspaces",
                       "singular": "workspace", "shortNames": ["wk"], "categories": ["kaito"]},
             "scope": "Namespaced",
-            "versions": [{
-                "name": WORKSPACE_VERSION,
-                "served": true,
-                "storage": true,
-                "schema": {"openAPIV3Schema": schema::workspace()},
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    printer("Instance", "string", ".resource.instanceType"),
-                    condition_column("ResourceReady", "ResourceReady"),
-                    condition_column("InferenceReady", "InferenceReady"),
-                    condition_column("JobStarted", "JobStarted"),
-                    condition_column("WorkspaceSucceeded", "WorkspaceSucceeded"),
-                    printer("TargetNodeCount", "integer", ".status.targetNodeCount"),
-                    printer("State", "string", ".status.state"),
-                    printer("Age", "date", ".metadata.creationTimestamp"),
-                ],
-            }],
+            "versions": ([WORKSPACE_VERSION, "v1alpha1"].iter().map(|v| {
+                let mut version = json!({
+                    "name": v,
+                    "served": true,
+                    "storage": *v == WORKSPACE_VERSION,
+                    "schema": {"openAPIV3Schema": schema::workspace()},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        printer("Instance", "string", ".resource.instanceType"),
+                        condition_column("ResourceReady", "ResourceReady"),
+                        condition_column("InferenceReady", "InferenceReady"),
+                        condition_column("JobStarted", "JobStarted"),
+                        condition_column("WorkspaceSucceeded", "WorkspaceSucceeded"),
+                        printer("TargetNodeCount", "integer", ".status.targetNodeCount"),
+                        printer("State", "string", ".status.state"),
+                        printer("Age", "date", ".metadata.creationTimestamp"),
+                    ],
+                });
+                if *v != WORKSPACE_VERSION {
+                    // KAITO's older version, served with the same schema for existing manifests.
+                    version["deprecated"] = json!(true);
+                    version["deprecationWarning"] = json!("kaito.sh/v1alpha1 Workspace is deprecated; use kaito.sh/v1beta1");
+                }
+                version
+            }).collect::<Vec<_>>()),
         },
     });
     serde_json::from_value(value).expect("the Workspace CRD is a valid CustomResourceDefinition")
@@ -97,7 +106,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![workspace_crd(), inferenceset_crd()]
 }
 
-/// Both CRDs as multi-document YAML (what `kaito crd` prints and `deploy/crds/` holds).
+/// Both CRDs as multi-document YAML (what `kaito crd` prints and `deploy/base/crds/` holds).
 pub fn crd_yaml() -> Result<String> {
     let mut out = String::new();
     for crd in crds() {

@@ -312,7 +312,7 @@ fn conditions() -> Value {
                 ("lastTransitionTime", json!({"type": "string", "format": "date-time"})),
                 ("observedGeneration", json!({"type": "integer", "format": "int64", "minimum": 0})),
             ],
-            &["type", "status"],
+            &["type", "status", "reason", "message", "lastTransitionTime"],
             vec![],
         )
     })
@@ -449,6 +449,11 @@ pub fn inferenceset() -> Value {
                 json!({"type": "integer", "format": "int64", "minimum": 0}),
             ),
             ("conditions", conditions()),
+            (
+                "autoUpgrade",
+                preserve("Base image auto-upgrade state (KAITO)."),
+            ),
+            ("performance", preserve("Benchmark results (KAITO).")),
         ],
         &[],
         vec![],

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::catalogue;
 use crate::crd::check::{check, Kind};
-use crate::crd::{keys, InferenceSet, Workspace};
+use crate::crd::{InferenceSet, Workspace};
 use crate::error::Error;
 use crate::estimate::{self, EstimateInputs};
 use crate::validate;
@@ -95,6 +95,12 @@ pub fn parse(text: &str) -> Result<ParsedFile, Vec<String>> {
         let api_version = d.api_version.clone().unwrap_or_default();
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
         match (group, kind.as_str()) {
+            ("kaito.sh", "Workspace") if !matches!(api_version.as_str(), "kaito.sh/v1beta1" | "kaito.sh/v1alpha1") => problems.push(line(
+                d.index,
+                &kind,
+                &name,
+                format!("apiVersion: `{api_version}` is not one of kaito.sh/v1beta1, kaito.sh/v1alpha1"),
+            )),
             ("kaito.sh", "Workspace") => match parse_workspace(&d.value, &out) {
                 Ok(ws) => out.inputs.push((d.index, Input::Workspace(ws))),
                 Err(ps) => problems.extend(ps.into_iter().map(|p| line(d.index, &kind, &name, p))),
@@ -118,24 +124,46 @@ pub fn parse(text: &str) -> Result<ParsedFile, Vec<String>> {
     }
 }
 
+/// The field path a problem line starts with.
+fn path_of(problem: &str) -> &str {
+    problem.split_once(": ").map(|(p, _)| p).unwrap_or(problem)
+}
+
+/// Adds `more` to `problems`, except those about a field already reported.
+fn merge_problems(problems: &mut Vec<String>, more: impl IntoIterator<Item = String>) {
+    for m in more {
+        let path = path_of(&m).to_owned();
+        if !problems
+            .iter()
+            .any(|p| path_of(p) == path || path.starts_with(&format!("{}.", path_of(p))))
+        {
+            problems.push(m);
+        }
+    }
+}
+
 fn parse_workspace(value: &serde_yaml::Value, file: &ParsedFile) -> Result<Workspace, Vec<String>> {
     let json = to_json(value).map_err(|e| vec![e])?;
-    let crd_problems = check(Kind::Workspace, &json, None);
-    if !crd_problems.is_empty() {
-        return Err(crd_problems);
+    let mut problems = check(Kind::Workspace, &json, None);
+    // Also the catalogue rules, so every problem is reported at once (those about a field the
+    // schema already rejected are left out).
+    let parsed = from_value_strict::<kaito_core::Workspace>(value.clone())
+        .map_err(|e| Error::from(e).to_string())
+        .and_then(|core| Workspace::from_core(core).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(mut ws) => {
+            ws.metadata
+                .namespace
+                .get_or_insert_with(|| "default".to_owned());
+            let semantic = validate::workspace(&ws, &file.facts_for(&ws));
+            merge_problems(&mut problems, semantic.iter().map(ToString::to_string));
+            if problems.is_empty() {
+                return Ok(ws);
+            }
+        }
+        Err(e) => merge_problems(&mut problems, [e]),
     }
-    let core: kaito_core::Workspace =
-        from_value_strict(value.clone()).map_err(|e| vec![Error::from(e).to_string()])?;
-    let mut ws = Workspace::from_core(core).map_err(|e| vec![e.to_string()])?;
-    ws.metadata
-        .namespace
-        .get_or_insert_with(|| "default".to_owned());
-    let problems = validate::workspace(&ws, &file.facts_for(&ws));
-    if problems.is_empty() {
-        Ok(ws)
-    } else {
-        Err(problems.iter().map(ToString::to_string).collect())
-    }
+    Err(problems)
 }
 
 fn parse_inferenceset(
@@ -152,22 +180,22 @@ fn parse_inferenceset(
         )]);
     }
     let json = to_json(value).map_err(|e| vec![e])?;
-    let crd_problems = check(Kind::InferenceSet, &json, None);
-    if !crd_problems.is_empty() {
-        return Err(crd_problems);
+    let mut problems = check(Kind::InferenceSet, &json, None);
+    match from_value_strict::<InferenceSet>(value.clone()) {
+        Ok(mut set) => {
+            set.metadata
+                .namespace
+                .get_or_insert_with(|| "default".to_owned());
+            let child = super::child_workspace(&set, 0);
+            let semantic = validate::inferenceset(&set, &file.facts_for(&child));
+            merge_problems(&mut problems, semantic.iter().map(ToString::to_string));
+            if problems.is_empty() {
+                return Ok(set);
+            }
+        }
+        Err(e) => merge_problems(&mut problems, [Error::from(e).to_string()]),
     }
-    let mut set: InferenceSet =
-        from_value_strict(value.clone()).map_err(|e| vec![Error::from(e).to_string()])?;
-    set.metadata
-        .namespace
-        .get_or_insert_with(|| "default".to_owned());
-    let child = super::child_workspace(&set, 0);
-    let problems = validate::inferenceset(&set, &file.facts_for(&child));
-    if problems.is_empty() {
-        Ok(set)
-    } else {
-        Err(problems.iter().map(ToString::to_string).collect())
-    }
+    Err(problems)
 }
 
 /// KAITO's MultiRoleInference (prefill/decode roles). kaito-rs renders each role replica as a
@@ -360,7 +388,6 @@ pub fn estimate_text(text: &str) -> Result<String, Vec<String>> {
             }
         }
     }
-    let _ = keys::RUNTIME;
     if problems.is_empty() {
         Ok(out)
     } else {

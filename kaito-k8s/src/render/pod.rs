@@ -176,6 +176,8 @@ pub(crate) fn pod_template(
                 env.push(json!({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "HF_TOKEN"}}}));
             }
             env.push(json!({"name": "HF_HOME", "value": CACHE_DIR}));
+            // vLLM, Triton and torch write caches under $HOME; the image's is root's.
+            env.push(json!({"name": "HOME", "value": "/tmp"}));
             mounts.push(json!({"name": "config", "mountPath": "/mnt/config", "readOnly": true}));
             volumes.push(json!({"name": "dshm", "emptyDir": {"medium": "Memory"}}));
             mounts.push(json!({"name": "dshm", "mountPath": "/dev/shm"}));

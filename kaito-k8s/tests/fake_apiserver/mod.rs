@@ -7,7 +7,7 @@
 //! merge patch, JSON patch (RFC 6902, `test` included) and server-side apply; the `status` and
 //! `scale` subresources; `generation` bumps on non-metadata, non-status changes;
 //! `deletionTimestamp` with finalizers; background garbage collection through
-//! `ownerReferences`; CRDs registered by creating a `CustomResourceDefinition`.
+//! `ownerReferences` (also of objects written after their owners went); CRDs registered by creating a `CustomResourceDefinition`.
 //!
 //! Differences from a real API server: no authentication, admission, defaulting or schema
 //! validation; server-side apply is a recursive merge of the applied object into the live one
@@ -246,6 +246,7 @@ fn builtin_resources() -> Vec<(
         ("", "v1", "configmaps", true, "ConfigMap", false),
         ("", "v1", "secrets", true, "Secret", false),
         ("", "v1", "events", true, "Event", false),
+        ("", "v1", "resourcequotas", true, "ResourceQuota", true),
         ("apps", "v1", "statefulsets", true, "StatefulSet", true),
         (
             "policy",
@@ -562,8 +563,24 @@ fn commit(
     } else {
         "ADDED"
     };
-    store.objects.insert(key, obj.clone());
-    emit(store, tx, kind, resource, obj.clone());
+    store.objects.insert(key.clone(), obj.clone());
+    emit(store, tx, kind, resource.clone(), obj.clone());
+    // Like the real garbage collector (which does it asynchronously): an object whose owners
+    // are all gone is deleted, even when it was written after they went.
+    if let Some(refs) = obj["metadata"]["ownerReferences"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+    {
+        let alive = refs.iter().any(|r| {
+            store
+                .objects
+                .values()
+                .any(|o| o["metadata"]["uid"] == r["uid"])
+        });
+        if !alive {
+            delete_object(store, tx, &resource, &key.2, &key.3);
+        }
+    }
     obj
 }
 
