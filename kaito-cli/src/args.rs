@@ -33,6 +33,8 @@ pub enum Command {
     Render(FileArgs),
     /// Print the GPU/CPU sizing of the Workspaces in a file, with the arithmetic.
     Estimate(FileArgs),
+    /// Load-test OpenAI-compatible servers: a concurrency sweep of streaming chat requests.
+    Bench(crate::bench::BenchArgs),
     /// Run the Kubernetes controllers (Workspace, InferenceSet), webhook and metrics.
     Controller(kaito_k8s::cli::ControllerOptions),
 }

@@ -1,6 +1,7 @@
 //! The `kaito` command: serve a model over an OpenAI-compatible API, chat with it, or generate once.
 
 mod args;
+mod bench;
 mod chat;
 mod k8s;
 mod logging;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a).await,
+            Command::Bench(a) => bench::run(a).await,
             Command::Crd => k8s::crd(),
             Command::Render(a) => k8s::render(&a.file),
             Command::Estimate(a) => k8s::estimate(&a.file),

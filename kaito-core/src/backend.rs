@@ -32,6 +32,8 @@ pub struct SamplingParams {
     pub frequency_penalty: f32,
     /// Seed for the sampler's RNG; `None` picks one at random.
     pub seed: Option<u64>,
+    /// Keep generating past end-of-generation tokens until `max_tokens` (for benchmarks; as vLLM's).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -44,6 +46,7 @@ impl Default for SamplingParams {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
+            ignore_eos: false,
         }
     }
 }

@@ -364,7 +364,7 @@ impl<'m> Engine<'m> {
                 .map(|k| sampler::logprobs_at(self.model, ctx, at, k as usize));
             let token = seq.sampler.sample(ctx, at);
             let vocab = self.model.vocab();
-            if vocab.is_eog(token) {
+            if vocab.is_eog(token) && !seq.request.sampling.ignore_eos {
                 finished.push((i, FinishReason::Stop));
                 continue;
             }

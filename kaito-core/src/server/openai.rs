@@ -50,6 +50,8 @@ pub struct SamplingFields {
     pub stream: bool,
     /// `{"include_usage": true}`.
     pub stream_options: Option<StreamOptions>,
+    /// Generate exactly `max_tokens`.
+    pub ignore_eos: bool,
 }
 
 /// Declares a request struct with the sampling fields inline (not `flatten`, so type errors name the field).
@@ -83,6 +85,9 @@ macro_rules! with_sampling_fields {
             pub stream: bool,
             /// `{"include_usage": true}`.
             pub stream_options: Option<StreamOptions>,
+            /// Extension (vLLM, llama.cpp): generate exactly `max_tokens`, ignoring end-of-generation.
+            #[serde(default)]
+            pub ignore_eos: bool,
         }
 
         impl $name {
@@ -101,6 +106,7 @@ macro_rules! with_sampling_fields {
                     n: self.n,
                     stream: self.stream,
                     stream_options: self.stream_options.clone(),
+                    ignore_eos: self.ignore_eos,
                 }
             }
         }

@@ -105,6 +105,7 @@ pub fn validate(f: &SamplingFields, max_completion_tokens: Option<i64>) -> Resul
             presence_penalty,
             frequency_penalty,
             seed: f.seed.map(|s| s as u64),
+            ignore_eos: f.ignore_eos,
         },
         max_tokens,
         stops,
