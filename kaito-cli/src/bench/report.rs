@@ -43,10 +43,14 @@ pub struct LevelReport {
 impl LevelReport {
     /// A short progress line.
     pub fn one_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{:.1} tok/s, {:.2} req/s, TTFT p50 {:.0} ms p99 {:.0} ms, TPOT p50 {:.1} ms, errors {}",
             self.output_tok_s, self.requests_s, self.ttft_p50_ms, self.ttft_p99_ms, self.tpot_p50_ms, self.errors
-        )
+        );
+        if let Some(e) = &self.first_error {
+            line.push_str(&format!(" (first: {e})"));
+        }
+        line
     }
 }
 
