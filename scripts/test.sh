@@ -32,3 +32,6 @@ cargo test --release --workspace
 step "pytest (official openai client against kaito serve)"
 export KAITO_BIN="$root/target/release/kaito"
 python -m pytest tests/python -q
+
+step "Python bindings (wheel → fresh venv → mypy --strict → pytest tests/python_bindings)"
+kaito-py/test.sh

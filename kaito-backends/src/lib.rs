@@ -10,6 +10,8 @@
 pub mod error;
 #[cfg(feature = "llama-cpp")]
 pub mod llama_cpp;
+pub mod logprobs;
+pub mod scheduler;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -364,3 +364,49 @@ async fn prefix_cache_reuses_a_shared_system_prompt_without_changing_answers() {
 fn common_len(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
+
+#[tokio::test]
+async fn a_long_prompt_does_not_stall_a_running_stream() {
+    // Small step budget: a 400-token prompt needs a dozen prefill chunks.
+    let mut config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(1024)
+        .with_parallel(2);
+    config.batch_size = 32;
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let greedy_to_the_end = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy()
+    };
+    let mut a = b
+        .generate(request(
+            chat_prompt(&*b, "Count to one hundred."),
+            60,
+            greedy_to_the_end.clone(),
+        ))
+        .unwrap();
+    while !matches!(a.next().await.unwrap().unwrap(), GenerationEvent::Token(_)) {}
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+    let long_prompt = chat_prompt(&*b, &long);
+    assert!(long_prompt.len() > 350, "{}", long_prompt.len());
+    let mut long_stream = b
+        .generate(request(long_prompt, 4, greedy_to_the_end))
+        .unwrap();
+    // Count the running stream's tokens until the long prompt's first token appears.
+    let mut a_tokens_meanwhile = 0;
+    loop {
+        tokio::select! {
+            ev = a.next() => match ev.unwrap().unwrap() {
+                GenerationEvent::Token(_) => a_tokens_meanwhile += 1,
+                GenerationEvent::Finished { .. } => panic!("stream A ended before the long prompt was read"),
+                GenerationEvent::Started { .. } => {}
+            },
+            ev = long_stream.next() => if let GenerationEvent::Token(_) = ev.unwrap().unwrap() { break },
+        }
+    }
+    // Prefill takes ≥ 11 steps of ≤ 31 prompt tokens; stream A gets a token in each of them.
+    assert!(
+        a_tokens_meanwhile >= 10,
+        "stream A got only {a_tokens_meanwhile} tokens while the long prompt was prefilled"
+    );
+}

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod stop;
+pub mod testing;
 pub mod workspace;
 
 pub use backend::{

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::embed::Embedder;
 use super::sampler;
 use crate::error::{Error, Result};
+use crate::scheduler::{self, SeqProgress};
 
 /// Fixed engine parameters.
 #[derive(Debug, Clone, Copy)]
@@ -309,45 +310,51 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// One decode step over every running sequence.
+    /// One decode step over every running sequence, as [`scheduler::plan_step`] plans it.
     fn step(&mut self, ctx: &mut LlamaContext<'_>) -> Result<()> {
+        let progress: Vec<SeqProgress> = self
+            .running
+            .iter()
+            .map(|s| SeqProgress {
+                decoding: s.last.is_some(),
+                prompt_len: s.request.prompt.len(),
+                prefilled: s.prefilled,
+            })
+            .collect();
+        let plan = scheduler::plan_step(&progress, self.settings.batch_size as usize);
         self.batch.clear();
-        let budget = self.settings.batch_size as usize;
         let mut used = 0usize;
-        // Decoding sequences first: one token each, so running streams never stall behind a prefill.
         for seq in self.running.iter_mut() {
             seq.logits_at = None;
-            if let Some(token) = seq.last {
-                self.batch
-                    .add(token, seq.n_past, &[seq.seq_id], true)
-                    .map_err(|e| Error::Decode(e.to_string()))?;
-                seq.logits_at = Some(used as i32);
-                seq.kv.push(token.0 as u32);
-                seq.n_past += 1;
-                used += 1;
-            }
         }
-        // Then prompt chunks, oldest first, within what is left of the budget.
-        for seq in self.running.iter_mut() {
-            if seq.last.is_some() || used >= budget {
-                continue;
-            }
-            let remaining = seq.request.prompt.len() - seq.prefilled;
-            let take = remaining.min(budget - used);
-            for k in 0..take {
-                let token = LlamaToken(seq.request.prompt[seq.prefilled + k] as i32);
-                let is_last = seq.prefilled + k + 1 == seq.request.prompt.len();
+        for &i in &plan.decode {
+            let seq = &mut self.running[i];
+            let token = seq.last.expect("planned for decoding");
+            self.batch
+                .add(token, seq.n_past, &[seq.seq_id], true)
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            seq.logits_at = Some(used as i32);
+            seq.kv.push(token.0 as u32);
+            seq.n_past += 1;
+            used += 1;
+        }
+        for (i, range) in &plan.prefill {
+            let seq = &mut self.running[*i];
+            let prompt_len = seq.request.prompt.len();
+            for k in range.clone() {
+                let token = seq.request.prompt[k];
+                let is_last = k + 1 == prompt_len;
                 self.batch
-                    .add(token, seq.n_past, &[seq.seq_id], is_last)
+                    .add(LlamaToken(token as i32), seq.n_past, &[seq.seq_id], is_last)
                     .map_err(|e| Error::Decode(e.to_string()))?;
                 if is_last {
                     seq.logits_at = Some(used as i32);
                 }
-                seq.kv.push(token.0 as u32);
+                seq.kv.push(token);
                 seq.n_past += 1;
                 used += 1;
             }
-            seq.prefilled += take;
+            seq.prefilled = range.end;
         }
         if used == 0 {
             return Ok(());

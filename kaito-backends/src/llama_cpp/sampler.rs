@@ -7,6 +7,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::error::{Error, Result};
+use crate::logprobs::{top_logprobs, TopLogprobs};
 
 /// Grammar for `response_format: json_object`: any JSON object.
 const JSON_OBJECT_SCHEMA: &str = r#"{"type": "object"}"#;
@@ -71,23 +72,23 @@ pub(super) fn grammar_for(constraint: Option<&Constraint>) -> Result<Option<Stri
 
 /// Log-softmax of one position's logits, kept until the sampled token is known.
 pub(super) struct StepLogprobs {
-    log_sum_exp: f32,
     logits: Vec<f32>,
-    top: Vec<(u32, Vec<u8>, f32)>,
+    top: TopLogprobs,
+    top_bytes: Vec<Vec<u8>>,
 }
 
 impl StepLogprobs {
     /// The sampled token's logprob and the alternatives.
     pub(super) fn for_token(self, token: LlamaToken) -> TokenLogprob {
-        let logit = self
-            .logits
-            .get(token.0 as usize)
-            .copied()
-            .unwrap_or(f32::NEG_INFINITY);
-        TokenLogprob {
-            logprob: (logit - self.log_sum_exp).min(0.0),
-            top: self.top,
-        }
+        let logprob = self.top.of(&self.logits, token.0 as u32);
+        let top = self
+            .top
+            .top
+            .into_iter()
+            .zip(self.top_bytes)
+            .map(|((id, lp), bytes)| (id, bytes, lp))
+            .collect();
+        TokenLogprob { logprob, top }
     }
 }
 
@@ -99,31 +100,16 @@ pub(super) fn logprobs_at(
     k: usize,
 ) -> StepLogprobs {
     let logits = ctx.get_logits_ith(at).to_vec();
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    let log_sum_exp = max + sum.ln();
-    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    let k = k.min(order.len());
-    let top = if k == 0 {
-        Vec::new()
-    } else {
-        order.select_nth_unstable_by(k - 1, |a, b| {
-            logits[*b as usize].total_cmp(&logits[*a as usize])
-        });
-        order.truncate(k);
-        order.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
-        let vocab = model.vocab();
-        order
-            .into_iter()
-            .map(|t| {
-                let bytes = vocab.token_to_piece(LlamaToken(t as i32), false, None);
-                (t, bytes, (logits[t as usize] - log_sum_exp).min(0.0))
-            })
-            .collect()
-    };
+    let top = top_logprobs(&logits, k);
+    let vocab = model.vocab();
+    let top_bytes = top
+        .top
+        .iter()
+        .map(|(t, _)| vocab.token_to_piece(LlamaToken(*t as i32), false, None))
+        .collect();
     StepLogprobs {
-        log_sum_exp,
         logits,
         top,
+        top_bytes,
     }
 }
