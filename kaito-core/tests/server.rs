@@ -1,0 +1,245 @@
+//! The HTTP server with a scripted engine (no model): admission control, cancellation on disconnect,
+//! stop strings in streams, auth and error shapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures::StreamExt;
+use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::testing::ScriptedBackend;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn state(config: ServerConfig, reply: &str, delay_ms: u64) -> Arc<AppState> {
+    let state = AppState::new(config);
+    state
+        .set_backend(Arc::new(ScriptedBackend::new(
+            "m",
+            reply,
+            Duration::from_millis(delay_ms),
+        )))
+        .unwrap();
+    state.set_ready();
+    state
+}
+
+fn chat(body: Value) -> Request<Body> {
+    Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+async fn json_body(response: axum::response::Response) -> Value {
+    serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn hello(extra: Value) -> Value {
+    let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    body
+}
+
+#[tokio::test]
+async fn requests_beyond_parallel_plus_queue_get_503_with_retry_after() {
+    let config = ServerConfig {
+        parallel: 1,
+        max_queue: 1,
+        ..ServerConfig::new("m")
+    };
+    let state = state(config, "slow answer", 50);
+    let router = server::router(state.clone());
+    // Two streaming requests hold both admission slots while their bodies are open.
+    let first = router
+        .clone()
+        .oneshot(chat(hello(json!({"stream": true}))))
+        .await
+        .unwrap();
+    let second = router
+        .clone()
+        .oneshot(chat(hello(json!({"stream": true}))))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let third = router
+        .clone()
+        .oneshot(chat(hello(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let body = json_body(third).await;
+    assert_eq!(body["error"]["type"], "server_overloaded");
+    // Finishing the streams frees the slots: the server serves again.
+    drop(first);
+    drop(second);
+    let again = router
+        .oneshot(chat(hello(json!({"max_tokens": 3}))))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dropping_a_stream_cancels_its_generation() {
+    let state = state(
+        ServerConfig::new("m"),
+        "a long answer that takes a while to stream",
+        20,
+    );
+    let router = server::router(state.clone());
+    let response = router
+        .oneshot(chat(hello(json!({"stream": true}))))
+        .await
+        .unwrap();
+    let mut body = response.into_body().into_data_stream();
+    body.next().await.unwrap().unwrap();
+    assert_eq!(state.backend().unwrap().stats().running, 1);
+    drop(body);
+    for _ in 0..50 {
+        if state.backend().unwrap().stats().running == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("generation still running after the client went away");
+}
+
+#[tokio::test]
+async fn streamed_text_is_cut_before_a_stop_string_split_across_tokens() {
+    let state = state(ServerConfig::new("m"), "Paris.\n\nNext paragraph", 0);
+    let response = server::router(state)
+        .oneshot(chat(hello(json!({"stream": true, "stop": ["\n\n"]}))))
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let mut content = String::new();
+    let mut finish = None;
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        content.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_owned());
+        }
+    }
+    assert_eq!(content, "Paris.");
+    assert_eq!(finish.as_deref(), Some("stop"));
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+}
+
+#[tokio::test]
+async fn api_keys_guard_v1_but_not_probes() {
+    let config = ServerConfig {
+        api_keys: vec!["s3cret".into()],
+        ..ServerConfig::new("m")
+    };
+    let router = server::router(state(config, "ok", 0));
+    let denied = router
+        .clone()
+        .oneshot(chat(hello(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_body(denied).await["error"]["code"], "invalid_api_key");
+    let mut allowed = chat(hello(json!({})));
+    allowed
+        .headers_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    assert_eq!(
+        router.clone().oneshot(allowed).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let health = router
+        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors_naming_the_field() {
+    let router = server::router(state(ServerConfig::new("m"), "ok", 0));
+    let cases = [
+        (
+            Body::from("{not json"),
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+        ),
+        (
+            Body::from(hello(json!({"max_tokens": "ten"})).to_string()),
+            StatusCode::BAD_REQUEST,
+            json!("max_tokens"),
+        ),
+        (
+            Body::from(hello(json!({"temperature": 9})).to_string()),
+            StatusCode::BAD_REQUEST,
+            json!("temperature"),
+        ),
+        (
+            Body::from(json!({"model": "m"}).to_string()),
+            StatusCode::BAD_REQUEST,
+            json!("messages"),
+        ),
+        (
+            Body::from(hello(json!({"model": "other"})).to_string()),
+            StatusCode::NOT_FOUND,
+            json!("model"),
+        ),
+    ];
+    for (body, status, param) in cases {
+        let request = Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status);
+        let v = json_body(response).await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_engine() {
+    let state = AppState::new(ServerConfig::new("m"));
+    let router = server::router(state.clone());
+    let ready = |r: axum::Router| async move {
+        r.oneshot(Request::get("/ready").body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready(router.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+    let busy = router
+        .clone()
+        .oneshot(chat(hello(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    state
+        .set_backend(Arc::new(ScriptedBackend::new("m", "ok", Duration::ZERO)))
+        .unwrap();
+    server::warm_up(&state).await.unwrap();
+    assert_eq!(ready(router).await, StatusCode::OK);
+}
