@@ -67,7 +67,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             _ => bail!("--target: `{t}` is not NAME=http://HOST:PORT"),
         })
         .collect::<Result<_>>()?;
-    if args.concurrency.iter().any(|c| *c == 0) {
+    if args.concurrency.contains(&0) {
         bail!("--concurrency: levels must be at least 1");
     }
     let args = Arc::new(args);
