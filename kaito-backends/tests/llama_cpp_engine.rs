@@ -410,3 +410,31 @@ async fn a_long_prompt_does_not_stall_a_running_stream() {
         "stream A got only {a_tokens_meanwhile} tokens while the long prompt was prefilled"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_a_cached_prefix_held_by_another_sequence() {
+    let config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(1024)
+        .with_parallel(3);
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let system =
+        "You answer questions about the solar system in one short sentence, for children aged ten.";
+    let prompt = |q: &str| {
+        let text = format!("<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n");
+        b.tokenize(&text, true, true).unwrap()
+    };
+    let shared = common_len(&prompt("How hot is the Sun?"), &prompt("Why is Mars red?"));
+    run_counting_cache(&*b, prompt("How big is Jupiter?")).await;
+    // Two at once: one takes the slot holding the prefix, the other borrows it from that slot.
+    let (a, c) = tokio::join!(
+        run_counting_cache(&*b, prompt("How hot is the Sun?")),
+        run_counting_cache(&*b, prompt("Why is Mars red?"))
+    );
+    assert!(
+        a.1 as usize >= shared - 1 && c.1 as usize >= shared - 1,
+        "cached {} and {} of {shared}",
+        a.1,
+        c.1
+    );
+}

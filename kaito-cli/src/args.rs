@@ -77,6 +77,9 @@ pub struct ModelArgs {
     /// Requests that may wait for a free sequence before new ones get 503.
     #[arg(long)]
     pub max_queue: Option<u32>,
+    /// Batch-invariant decoding: a request's output does not depend on concurrent requests (slower under load).
+    #[arg(long)]
+    pub deterministic: bool,
     /// Model cache directory (default: $KAITO_CACHE_DIR, $XDG_CACHE_HOME/kaito or ~/.cache/kaito).
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

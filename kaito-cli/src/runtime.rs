@@ -83,6 +83,9 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
     if let Some(q) = args.max_queue {
         engine = engine.with_max_queue(q);
     }
+    if args.deterministic {
+        engine = engine.with_deterministic(true);
+    }
     let served_name = served_name
         .map(str::to_owned)
         .or(ws_served_name)
@@ -132,6 +135,7 @@ pub async fn pull(args: PullArgs) -> Result<()> {
         ctx_size: None,
         parallel: None,
         max_queue: None,
+        deterministic: false,
         cache_dir: args.cache_dir,
     };
     let plan = plan(&model_args, None)?;

@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub batch_size: u32,
     /// Layers offloaded to a GPU (CUDA builds only).
     pub gpu_layers: u32,
+    /// Batch-invariant mode: a request's output does not depend on what else runs beside it
+    /// (llama.cpp: one KV stream per sequence), at the cost of batching speed-up. Off by default.
+    pub deterministic: bool,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +71,7 @@ impl Default for EngineConfig {
             max_queue: 64,
             batch_size: 512,
             gpu_layers: 0,
+            deterministic: false,
         }
     }
 }
@@ -86,6 +90,11 @@ impl EngineConfig {
     /// Sets the number of parallel sequences.
     pub fn with_parallel(mut self, parallel: u32) -> Self {
         self.parallel = parallel.max(1);
+        self
+    }
+    /// Turns batch-invariant mode on or off.
+    pub fn with_deterministic(mut self, on: bool) -> Self {
+        self.deterministic = on;
         self
     }
     /// Sets the waiting-queue bound.

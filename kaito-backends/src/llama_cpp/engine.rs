@@ -5,10 +5,13 @@
 //! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
 //! at once and free their KV cells.
 //!
-//! The KV cache is *not* unified: each sequence id has its own contiguous stream of cells. With a
-//! unified cache, concurrent sequences interleave their cells, which changes the SIMD summation
-//! order inside attention and so flips close greedy choices; per-sequence streams keep a request's
-//! output identical whether it runs alone or beside others (tested: `concurrent_requests_match_their_sequential_answers`).
+//! By default the KV cache is unified: all sequences share one pool of cells, so one forward pass
+//! serves every sequence of a step (real batching). Concurrent sequences then interleave their
+//! cells, which changes the summation order inside attention and can flip close greedy choices:
+//! a request's text may depend on what runs beside it (as in vLLM or llama-server). With
+//! `deterministic` each sequence gets its own KV stream and its output is identical alone or under
+//! load (tested: `concurrent_requests_match_their_sequential_answers`), but llama.cpp then splits a
+//! step into one micro-batch per sequence, so batching no longer speeds decoding up.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -40,6 +43,7 @@ pub(super) struct EngineSettings {
     pub ctx_size: u32,
     pub parallel: u32,
     pub batch_size: u32,
+    pub deterministic: bool,
 }
 
 /// What the async side asks of the engine thread.
@@ -107,7 +111,7 @@ pub(super) fn run(
         .with_n_batch(settings.batch_size)
         .with_n_ubatch(settings.batch_size)
         .with_n_seq_max(settings.parallel)
-        .with_kv_unified(false)
+        .with_kv_unified(!settings.deterministic)
         .with_n_threads(settings.threads)
         .with_n_threads_batch(settings.threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -250,6 +254,27 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// The tokens whose KV sequence id `slot` holds now (a running sequence's or an idle slot's).
+    fn tokens_in(&self, slot: usize) -> &[u32] {
+        if self.slots[slot].busy {
+            self.running
+                .iter()
+                .find(|s| s.seq_id == slot as i32)
+                .map_or(&[], |s| &s.kv[..])
+        } else {
+            &self.slots[slot].tokens
+        }
+    }
+
+    /// The sequence id (other than `except`) holding the longest prefix of `prompt`, and its length.
+    fn best_donor(&self, prompt: &[u32], except: usize) -> Option<(usize, usize)> {
+        (0..self.slots.len())
+            .filter(|i| *i != except)
+            .map(|i| (i, common_prefix(self.tokens_in(i), prompt)))
+            .filter(|(_, n)| *n > 0)
+            .max_by_key(|(_, n)| *n)
+    }
+
     /// The free sequence id whose cached tokens share the longest prefix with `prompt`
     /// (least recently used among equals), and that prefix's length.
     fn pick_slot(&self, prompt: &[u32]) -> Option<(usize, usize)> {
@@ -278,11 +303,30 @@ impl<'m> Engine<'m> {
             };
             // Reuse the cached prefix, but always recompute at least the last prompt token: its
             // logits are what the first new token is sampled from.
-            let mut reuse = common.min(w.request.prompt.len() - 1);
+            let last = w.request.prompt.len() - 1;
+            let mut reuse = common.min(last);
             let seq_id = slot as i32;
-            if ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None) != Ok(true) {
-                let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
-                reuse = 0;
+            let donor = if self.settings.deterministic {
+                None
+            } else {
+                self.best_donor(&w.request.prompt, slot)
+            };
+            match donor {
+                // Another sequence (running or idle) holds a longer prefix: in the unified cache its
+                // cells are shared with this sequence by id, without copying data.
+                Some((src, shared)) if shared.min(last) > reuse => {
+                    reuse = shared.min(last);
+                    let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+                    let _ = ctx.copy_kv_cache_seq(src as i32, seq_id, Some(0), Some(reuse as u32));
+                }
+                _ => {
+                    if ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None)
+                        != Ok(true)
+                    {
+                        let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+                        reuse = 0;
+                    }
+                }
             }
             self.clock += 1;
             let cache = &mut self.slots[slot];

@@ -70,6 +70,7 @@ impl LlamaCppBackend {
             ctx_size,
             parallel: config.parallel,
             batch_size: config.batch_size.max(config.parallel).max(32),
+            deterministic: config.deterministic,
         };
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
