@@ -131,13 +131,12 @@ pub fn table(reports: &[LevelReport]) -> String {
         ));
     }
     let first = reports.first().map(|r| r.target.clone());
-    let others: Vec<String> = {
-        let mut v: Vec<String> = reports.iter().map(|r| r.target.clone()).collect();
-        v.dedup();
-        v.into_iter()
-            .filter(|t| Some(t) != first.as_ref())
-            .collect()
-    };
+    let mut others: Vec<String> = Vec::new();
+    for r in reports {
+        if Some(&r.target) != first.as_ref() && !others.contains(&r.target) {
+            others.push(r.target.clone());
+        }
+    }
     if let (Some(first), false) = (first, others.is_empty()) {
         out.push_str(&format!(
             "\n| conc | vs | tok/s ratio ({first} ÷ other) | TTFT p99 ratio ({first} ÷ other) |\n|---|---|---|---|\n"
