@@ -257,3 +257,53 @@ fn port_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn generate_and_chat_answer_from_the_terminal() {
+    let model = model_path();
+    let out = Command::new(KAITO)
+        .args([
+            "generate",
+            "Name one primary colour.",
+            "--threads",
+            "1",
+            "--max-tokens",
+            "12",
+            "--model",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+
+    let mut chat = Command::new(KAITO)
+        .args(["chat", "--threads", "1", "--model"])
+        .arg(&model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello!\nWhat did I just say?\n/exit\n")
+        .unwrap();
+    let out = chat.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answers.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "two answers expected: {answers}"
+    );
+}
