@@ -304,7 +304,13 @@ impl<'m> Engine<'m> {
             // Reuse the cached prefix, but always recompute at least the last prompt token: its
             // logits are what the first new token is sampled from.
             let last = w.request.prompt.len() - 1;
-            let mut reuse = common.min(last);
+            // Deterministic mode recomputes every prompt: reused cells were computed in other batch
+            // shapes (a different matmul kernel for 30 tokens than for 1), which can flip close calls.
+            let mut reuse = if self.settings.deterministic {
+                0
+            } else {
+                common.min(last)
+            };
             let seq_id = slot as i32;
             let donor = if self.settings.deterministic {
                 None
