@@ -448,7 +448,7 @@ def test_required_tool_choice_returns_a_call_to_one_of_the_tools(client):
 
 
 def test_stream_chunks_have_role_first_and_finish_reason_last(client):
-    text, chunks = stream_text(client, WHICH_CITY, temperature=0)
+    text, chunks = stream_text(client, FRANCE, temperature=0)
     assert len(chunks) >= 2
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert len({c.id for c in chunks}) == 1, "all chunks of one completion share an id"
