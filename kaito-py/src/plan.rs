@@ -127,6 +127,10 @@ impl Plan {
         if let Some(q) = options.max_queue {
             engine = engine.with_max_queue(q);
         }
+        // In-process use (notebooks, test suites) wants reproducible text more than batch throughput:
+        // the Python `LLM` runs batch-invariant, so a prompt's greedy answer does not depend on what
+        // runs beside it or on cached prefixes. `kaito serve` defaults to the faster unified cache.
+        engine = engine.with_deterministic(true);
         let served_name = options
             .served_name
             .clone()
