@@ -194,7 +194,10 @@ mod tests {
     fn no_arguments_mean_the_bundled_default_preset() {
         let plan = Plan::resolve(&LoadOptions::default()).unwrap();
         assert_eq!(plan.served_name, catalogue::default_preset().name);
-        assert_eq!(plan.engine, EngineConfig::default());
+        assert_eq!(
+            plan.engine,
+            EngineConfig::default().with_deterministic(true)
+        );
     }
 
     #[test]
