@@ -23,6 +23,20 @@ pub enum Error {
     /// Decoding failed.
     #[error("decode failed: {0}")]
     Decode(String),
+    /// An engine setting (device, dtype, quantization, backend for this model) cannot be used.
+    #[error("{0}")]
+    InvalidSetting(String),
+    /// A weight could not be quantized, or quantized weights are malformed or inconsistent.
+    #[error("quantization: {0}")]
+    Quantization(String),
+    /// A checkpoint file or directory could not be read or written.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The file or directory.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The backend was not compiled into this build.
     #[error("kaito-backends was built without the `{0}` feature")]
     NotCompiled(&'static str),
@@ -43,6 +57,7 @@ impl From<Error> for kaito_core::Error {
                 message: m,
             },
             Error::NotCompiled(f) => kaito_core::Error::NotCompiled(f),
+            Error::InvalidSetting(m) => kaito_core::Error::spec("engine", m),
             other => kaito_core::Error::Engine(other.to_string()),
         }
     }

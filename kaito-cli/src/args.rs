@@ -27,6 +27,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Download a model into the cache and print its local path.
     Pull(PullArgs),
+    /// Convert a GGUF model into a Hugging Face checkpoint directory (safetensors, config, tokenizer).
+    Convert(crate::convert::ConvertArgs),
     /// Print the kaito.sh CRDs (Workspace, InferenceSet) as multi-document YAML.
     Crd,
     /// Print every Kubernetes object the controller would apply for the Workspaces/InferenceSets in a file.
@@ -59,9 +61,22 @@ pub enum LogFormat {
 /// Which model and engine settings.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A GGUF file, `hf:ORG/REPO/FILE.gguf[@REV]`, or a preset name. Default: smollm2-135m-instruct.
+    /// A GGUF file, a Hugging Face checkpoint directory, `hf:ORG/REPO/FILE.gguf[@REV]`, or a preset
+    /// name. Default: smollm2-135m-instruct.
     #[arg(short, long)]
     pub model: Option<String>,
+    /// Engine: auto (GGUF → llama-cpp, checkpoint directory → torch), llama-cpp, torch, quant.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Device of the torch/quant engines: cpu, cuda, cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Compute dtype of the torch/quant engines: f32, bf16, f16.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Weight-only quantization of the quant engine: int8 or int4 (pre-quantized checkpoints keep theirs).
+    #[arg(long)]
+    pub quantization: Option<String>,
     /// Serve what this Workspace YAML declares (KAITO `kaito.sh/v1beta1` Workspace).
     #[arg(short = 'f', long = "file", value_name = "WORKSPACE_YAML")]
     pub workspace: Option<PathBuf>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use kaito_core::model::catalogue;
 use kaito_core::model::fetch::{self, FetchOptions};
-use kaito_core::{Backend, EngineConfig, ModelSource, Workspace};
+use kaito_core::{Backend, BackendKind, EngineConfig, ModelSource, Workspace};
 
 use crate::args::{ModelArgs, PullArgs};
 
@@ -86,6 +86,32 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
     if args.deterministic {
         engine = engine.with_deterministic(true);
     }
+    if let Some(b) = &args.backend {
+        engine.backend = b
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--backend: `{b}` is not one of {}", BackendKind::NAMES.join(", ")))?;
+    }
+    if let Some(d) = &args.device {
+        if !kaito_core::engine::valid_device(d) {
+            bail!("--device: `{d}` is not one of cpu, cuda, cuda:N");
+        }
+        engine.device = Some(d.clone());
+    }
+    if let Some(d) = &args.dtype {
+        if !kaito_core::engine::DTYPE_NAMES.contains(&d.as_str()) {
+            bail!("--dtype: `{d}` is not one of {}", kaito_core::engine::DTYPE_NAMES.join(", "));
+        }
+        engine.dtype = Some(d.clone());
+    }
+    if let Some(q) = &args.quantization {
+        if !kaito_core::engine::QUANTIZATION_NAMES.contains(&q.as_str()) {
+            bail!(
+                "--quantization: `{q}` is not one of {}",
+                kaito_core::engine::QUANTIZATION_NAMES.join(", ")
+            );
+        }
+        engine.quantization = Some(q.clone());
+    }
     let served_name = served_name
         .map(str::to_owned)
         .or(ws_served_name)
@@ -131,6 +157,10 @@ pub async fn pull(args: PullArgs) -> Result<()> {
     let model_args = ModelArgs {
         model: args.model,
         workspace: None,
+        backend: None,
+        device: None,
+        dtype: None,
+        quantization: None,
         threads: None,
         ctx_size: None,
         parallel: None,

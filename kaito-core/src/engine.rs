@@ -9,20 +9,36 @@ use crate::workspace::EngineSpec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
-    /// llama.cpp through `llama-cpp-2` (GGUF files).
+    /// Chosen by the model's format: a GGUF file → llama.cpp; a Hugging Face checkpoint
+    /// directory → torch, or quant when it holds a pre-quantized checkpoint.
     #[default]
+    Auto,
+    /// llama.cpp through `llama-cpp-2` (GGUF files).
     LlamaCpp,
+    /// libtorch through `tch` (Hugging Face safetensors checkpoints).
+    Torch,
+    /// libtorch with weight-only INT8/INT4 linear layers.
+    Quant,
 }
 
 impl BackendKind {
     /// The names accepted on the command line and in `inference.engine.backend`.
-    pub const NAMES: &'static [&'static str] = &["llama-cpp"];
+    pub const NAMES: &'static [&'static str] = &["auto", "llama-cpp", "torch", "quant"];
 
     /// The name as written in specs.
     pub fn as_str(self) -> &'static str {
         match self {
+            BackendKind::Auto => "auto",
             BackendKind::LlamaCpp => "llama-cpp",
+            BackendKind::Torch => "torch",
+            BackendKind::Quant => "quant",
         }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -30,12 +46,31 @@ impl std::str::FromStr for BackendKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(BackendKind::Auto),
             "llama-cpp" | "llama.cpp" | "llamacpp" => Ok(BackendKind::LlamaCpp),
+            "torch" | "libtorch" => Ok(BackendKind::Torch),
+            "quant" => Ok(BackendKind::Quant),
             other => Err(Error::spec(
                 "backend",
                 format!("`{other}` is not one of {}", Self::NAMES.join(", ")),
             )),
         }
+    }
+}
+
+/// Compute dtypes the torch engines accept.
+pub const DTYPE_NAMES: &[&str] = &["f32", "bf16", "f16"];
+
+/// Weight-only quantization schemes of the quant engine.
+pub const QUANTIZATION_NAMES: &[&str] = &["int8", "int4"];
+
+/// Whether `device` is `cpu`, `cuda` or `cuda:N`.
+pub fn valid_device(device: &str) -> bool {
+    match device {
+        "cpu" | "cuda" => true,
+        d => d
+            .strip_prefix("cuda:")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
     }
 }
 
@@ -59,12 +94,19 @@ pub struct EngineConfig {
     /// Batch-invariant mode: a request's output does not depend on what else runs beside it
     /// (llama.cpp: one KV stream per sequence), at the cost of batching speed-up. Off by default.
     pub deterministic: bool,
+    /// Device of the torch engines: `cpu` (default), `cuda`, `cuda:N`.
+    pub device: Option<String>,
+    /// Compute dtype of the torch engines: `f32` (default on CPU), `bf16`, `f16` (default on CUDA).
+    pub dtype: Option<String>,
+    /// Weight-only quantization of the quant engine: `int8` or `int4` (default `int8`).
+    /// Ignored when the checkpoint is already quantized.
+    pub quantization: Option<String>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            backend: BackendKind::LlamaCpp,
+            backend: BackendKind::Auto,
             threads: 1,
             ctx_size: None,
             parallel: 4,
@@ -72,6 +114,9 @@ impl Default for EngineConfig {
             batch_size: 512,
             gpu_layers: 0,
             deterministic: false,
+            device: None,
+            dtype: None,
+            quantization: None,
         }
     }
 }
@@ -125,6 +170,15 @@ impl EngineConfig {
         }
         if let Some(v) = spec.gpu_layers {
             self.gpu_layers = v;
+        }
+        if let Some(v) = &spec.device {
+            self.device = Some(v.clone());
+        }
+        if let Some(v) = &spec.dtype {
+            self.dtype = Some(v.clone());
+        }
+        if let Some(v) = &spec.quantization {
+            self.quantization = Some(v.clone());
         }
         Ok(self)
     }

@@ -261,7 +261,8 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EngineSpec {
-    /// `llama-cpp` (default for GGUF).
+    /// `auto` (default: GGUF → `llama-cpp`, safetensors checkpoint → `torch`), `llama-cpp`,
+    /// `torch` or `quant`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     /// Inference threads.
@@ -282,6 +283,15 @@ pub struct EngineSpec {
     /// Layers to offload to the GPU (needs a CUDA build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_layers: Option<u32>,
+    /// Device of the torch engines: `cpu`, `cuda` or `cuda:N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Compute dtype of the torch engines: `f32`, `bf16` or `f16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// Weight-only quantization of the quant engine: `int8` or `int4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
 }
 
 /// Status written by the controller.

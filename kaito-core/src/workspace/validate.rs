@@ -169,6 +169,30 @@ fn engine(path: &str, e: &EngineSpec) -> Result<()> {
             ));
         }
     }
+    let choices: [(&str, &Option<String>, &[&str]); 3] = [
+        ("dtype", &e.dtype, crate::engine::DTYPE_NAMES),
+        ("quantization", &e.quantization, crate::engine::QUANTIZATION_NAMES),
+        ("device", &e.device, &[]),
+    ];
+    for (field, value, allowed) in choices {
+        let Some(value) = value else { continue };
+        let ok = if field == "device" {
+            crate::engine::valid_device(value)
+        } else {
+            allowed.contains(&value.as_str())
+        };
+        if !ok {
+            let expected = if field == "device" {
+                "cpu, cuda or cuda:N".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(Error::spec(
+                format!("{path}.{field}"),
+                format!("`{value}` is not one of {expected}"),
+            ));
+        }
+    }
     let positive = [
         ("threads", e.threads),
         ("ctxSize", e.ctx_size),

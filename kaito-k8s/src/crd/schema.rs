@@ -247,13 +247,34 @@ pub fn inference() -> Value {
                 object(
                     "kaito-rs extension: engine parameters of the kaito runtime.",
                     vec![
-                        ("backend", string("Inference engine, e.g. llama-cpp.")),
+                        (
+                            "backend",
+                            string_enum(
+                                "Inference engine: auto (by model format), llama-cpp, torch or quant.",
+                                kaito_core::BackendKind::NAMES,
+                            ),
+                        ),
                         ("threads", int32("Inference threads.", 1)),
                         ("ctxSize", int32("Context window of one sequence, in tokens.", 1)),
                         ("parallel", int32("Sequences generated at once.", 1)),
                         ("maxQueue", int32("Requests allowed to wait.", 0)),
                         ("batchSize", int32("Tokens per engine step.", 1)),
                         ("gpuLayers", int32("Layers offloaded to the GPU.", 0)),
+                        ("device", string("Device of the torch engines: cpu, cuda or cuda:N.")),
+                        (
+                            "dtype",
+                            string_enum(
+                                "Compute dtype of the torch engines.",
+                                kaito_core::engine::DTYPE_NAMES,
+                            ),
+                        ),
+                        (
+                            "quantization",
+                            string_enum(
+                                "Weight-only quantization of the quant engine.",
+                                kaito_core::engine::QUANTIZATION_NAMES,
+                            ),
+                        ),
                     ],
                     &[],
                     vec![],
