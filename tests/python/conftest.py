@@ -6,6 +6,8 @@ Environment:
   KAITO_BIN         path of the `kaito` binary (default: <repo>/target/release/kaito)
   KAITO_TEST_MODEL  path of the SmolLM2-135M-Instruct GGUF; when unset,
                     `kaito pull` is run and the last line of its stdout is used.
+  KAITO_TEST_BACKEND  llama-cpp (default) or torch; torch serves KAITO_TEST_HF_DIR, the
+                    same model converted by `kaito convert` to a Hugging Face checkpoint.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def kaito_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def model_path(kaito_bin: Path) -> Path:
+    if helpers.BACKEND != "llama-cpp":
+        hf = os.environ.get("KAITO_TEST_HF_DIR", "")
+        if not Path(hf, "config.json").is_file():
+            pytest.fail(
+                f"KAITO_TEST_BACKEND={helpers.BACKEND} needs KAITO_TEST_HF_DIR, a checkpoint "
+                f"made by `kaito convert` (got {hf!r})",
+                pytrace=False,
+            )
+        return Path(hf)
     env = os.environ.get("KAITO_TEST_MODEL")
     if env:
         path = Path(env)

@@ -15,6 +15,9 @@ import httpx
 import openai
 
 MODEL_NAME = "smollm2"
+# Which engine the suite runs against: llama-cpp (the GGUF, default) or torch (KAITO_TEST_HF_DIR,
+# the same weights converted to a Hugging Face checkpoint by `kaito convert`).
+BACKEND = os.environ.get("KAITO_TEST_BACKEND", "llama-cpp")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 15.0
 
@@ -51,6 +54,8 @@ class KaitoServer:
             "1",
             "--ctx-size",
             "2048",
+            "--backend",
+            BACKEND,
             *extra_args,
         ]
         if "--parallel" not in extra_args:
@@ -195,3 +200,29 @@ def sse_events(response: httpx.Response):
     for line in response.iter_lines():
         if line.startswith("data:"):
             yield line[len("data:"):].strip()
+
+
+def constrained_decoding(test):
+    """Marks a test whose requests need constrained decoding (JSON mode, forced tool calls).
+
+    The llama-cpp engine runs the test as written. Engines without constrained decoding (torch)
+    must refuse the same request with a 400 OpenAI error naming `response_format`, so there the
+    test passes only when its first request is refused that way.
+    """
+    import functools
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        if BACKEND == "llama-cpp":
+            return test(*args, **kwargs)
+        try:
+            test(*args, **kwargs)
+        except openai.BadRequestError as e:
+            body = e.body if isinstance(e.body, dict) else {}
+            assert e.status_code == 400
+            assert body.get("param") == "response_format", body
+            assert "constrained decoding" in body.get("message", ""), body
+            return
+        raise AssertionError(f"the {BACKEND} backend accepted a request that needs constrained decoding")
+
+    return run

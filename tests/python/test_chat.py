@@ -5,6 +5,7 @@ import json
 import jsonschema
 import pytest
 
+import helpers
 from helpers import MODEL_NAME, sse_events
 
 # The contract's example question. With no system message, SmolLM2's own chat template inserts its default
@@ -319,6 +320,7 @@ CITY_SCHEMA = {
 }
 
 
+@helpers.constrained_decoding
 def test_json_object_response_format_returns_parseable_json(client):
     resp = chat(
         client,
@@ -334,6 +336,7 @@ def test_json_object_response_format_returns_parseable_json(client):
     assert isinstance(json.loads(content), dict)
 
 
+@helpers.constrained_decoding
 def test_json_schema_response_format_matches_schema(client):
     resp = chat(
         client,
@@ -350,6 +353,7 @@ def test_json_schema_response_format_matches_schema(client):
     jsonschema.validate(json.loads(content), CITY_SCHEMA)
 
 
+@helpers.constrained_decoding
 def test_json_schema_with_sampling_still_matches_schema(client):
     resp = chat(
         client,
@@ -402,6 +406,7 @@ TOOLS = [
 WEATHER_Q = [{"role": "user", "content": "What is the weather like in Paris today?"}]
 
 
+@helpers.constrained_decoding
 def test_named_tool_choice_returns_a_call_to_that_function(client):
     resp = chat(
         client,
@@ -424,6 +429,7 @@ def test_named_tool_choice_returns_a_call_to_that_function(client):
     jsonschema.validate(args, WEATHER_PARAMS)
 
 
+@helpers.constrained_decoding
 def test_required_tool_choice_returns_a_call_to_one_of_the_tools(client):
     resp = chat(
         client,
