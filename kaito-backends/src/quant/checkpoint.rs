@@ -198,3 +198,124 @@ fn copy_side_files(src: &Path, dst: &Path) -> Result<Vec<String>> {
     copied.sort();
     Ok(copied)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tch::{Device, Kind};
+
+    use super::*;
+    use crate::quant::format::read_quantization_config;
+    use crate::quant::QuantLinear;
+
+    /// A two-layer Llama-shaped checkpoint (bf16) in `dir`, in two shards with an index.
+    fn write_tiny_llama(dir: &Path) -> HashMap<String, Tensor> {
+        let (hidden, kv, ffn, vocab) = (64, 32, 128, 48);
+        let mut tensors = vec![
+            ("model.embed_tokens.weight".to_string(), vec![vocab, hidden]),
+            ("model.norm.weight".to_string(), vec![hidden]),
+            ("lm_head.weight".to_string(), vec![vocab, hidden]),
+        ];
+        for layer in 0..2 {
+            let p = format!("model.layers.{layer}");
+            for (name, shape) in [
+                ("self_attn.q_proj.weight", vec![hidden, hidden]),
+                ("self_attn.k_proj.weight", vec![kv, hidden]),
+                ("self_attn.v_proj.weight", vec![kv, hidden]),
+                ("self_attn.o_proj.weight", vec![hidden, hidden]),
+                ("mlp.gate_proj.weight", vec![ffn, hidden]),
+                ("mlp.up_proj.weight", vec![ffn, hidden]),
+                ("mlp.down_proj.weight", vec![hidden, ffn]),
+                ("input_layernorm.weight", vec![hidden]),
+                ("post_attention_layernorm.weight", vec![hidden]),
+            ] {
+                tensors.push((format!("{p}.{name}"), shape));
+            }
+        }
+        let tensors: Vec<(String, Tensor)> = tensors
+            .into_iter()
+            .map(|(name, shape)| {
+                let t = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 0.02;
+                (name, t.to_kind(Kind::BFloat16))
+            })
+            .collect();
+        let (first, second) = tensors.split_at(tensors.len() / 2);
+        let mut weight_map = serde_json::Map::new();
+        for (file, part) in [
+            ("model-00001-of-00002.safetensors", first),
+            ("model-00002-of-00002.safetensors", second),
+        ] {
+            Tensor::write_safetensors(part, dir.join(file)).unwrap();
+            for (name, _) in part {
+                weight_map.insert(name.clone(), file.into());
+            }
+        }
+        let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        std::fs::write(dir.join("config.json"), r#"{"model_type":"llama"}"#).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+        std::fs::write(dir.join("pytorch_model.bin"), "not copied").unwrap();
+        tensors.into_iter().collect()
+    }
+
+    #[test]
+    fn quantizes_a_sharded_llama_checkpoint() {
+        tch::set_num_threads(1);
+        tch::manual_seed(9);
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let original = write_tiny_llama(src.path());
+        for scheme in [QuantScheme::Int4 { group_size: 32 }, QuantScheme::Int8] {
+            let report = quantize_checkpoint(src.path(), dst.path(), scheme).unwrap();
+            assert_eq!(report.modules.len(), 14);
+            assert_eq!(report.float_tensors, 3 + 2 * 2);
+            assert!(report.smaller_groups.is_empty());
+            assert_eq!(report.copied_files, ["config.json", "tokenizer.json"]);
+            let ratio = report.quantized_linear_bytes as f64 / report.source_linear_bytes as f64;
+            match scheme {
+                // 4 bytes of scale per 64-wide row: 68 / 128.
+                QuantScheme::Int8 => assert!((0.5..0.54).contains(&ratio), "{ratio}"),
+                QuantScheme::Int4 { .. } => assert!(ratio < 0.3, "{ratio}"),
+            }
+
+            let config = read_quantization_config(dst.path()).unwrap().unwrap();
+            assert_eq!(config.scheme().unwrap(), scheme);
+            assert_eq!(config.modules, report.modules);
+            let written: HashMap<String, Tensor> =
+                Tensor::read_safetensors(dst.path().join(format::MODEL_FILE))
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+            for (name, tensor) in &original {
+                let module = name.strip_suffix(".weight").unwrap();
+                if config.is_quantized(module) {
+                    assert!(!written.contains_key(name), "{name}");
+                    let layer =
+                        QuantLinear::from_tensors(module, &written, scheme, Kind::Float).unwrap();
+                    let err = (layer.dequantize() - tensor.to_kind(Kind::Float)).abs();
+                    let step = match scheme {
+                        QuantScheme::Int8 => 0.1 / 127.0,
+                        QuantScheme::Int4 { .. } => 0.2 / 15.0,
+                    };
+                    assert!(err.max().double_value(&[]) <= step / 2.0, "{name}");
+                } else {
+                    assert!(written[name].equal(tensor), "{name} kept as is");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn needs_a_hugging_face_directory() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let err = quantize_checkpoint(src.path(), dst.path(), QuantScheme::Int8).unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
+        std::fs::write(src.path().join("config.json"), "{}").unwrap();
+        let err = quantize_checkpoint(src.path(), dst.path(), QuantScheme::Int8).unwrap_err();
+        assert!(err.to_string().contains("safetensors"), "{err}");
+        let err = quantize_checkpoint(src.path(), src.path(), QuantScheme::Int8).unwrap_err();
+        assert!(err.to_string().contains("differ"), "{err}");
+    }
+}

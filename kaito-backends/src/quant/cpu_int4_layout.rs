@@ -23,8 +23,9 @@ struct BlockRun {
     first_row: i64,
     blocks: i64,
     rows: i64,
-    /// For each row of a block, the index of its nibble within a byte-row.
-    nibble_of_row: Vec<i64>,
+    /// For each row of a block, where its code sits in a byte-row read as all low nibbles
+    /// then all high nibbles (`half · rows/2 + byte`).
+    source_of_row: Vec<i64>,
 }
 
 /// How the CPU INT4 kernel lays out the codes of a weight with a given number of output rows.
@@ -80,12 +81,14 @@ impl CpuInt4Layout {
                 .iter()
                 .map(|s| s / 2 - first_row)
                 .collect();
-            let mut nibble_of_row = vec![-1i64; size];
+            let mut source_of_row = vec![-1i64; size];
             for (nibble, &row) in row_of_nibble.iter().enumerate() {
-                if !(0..size as i64).contains(&row) || nibble_of_row[row as usize] != -1 {
+                if !(0..size as i64).contains(&row) || source_of_row[row as usize] != -1 {
                     return Err(mismatch("a block is not a permutation of its rows"));
                 }
-                nibble_of_row[row as usize] = nibble as i64;
+                // Nibble `2·byte + half` (low nibble first) of the byte-row.
+                let (byte, half) = (nibble / 2, nibble % 2);
+                source_of_row[row as usize] = (half * size / 2 + byte) as i64;
             }
             let second_column_matches = sources[slot + size..slot + 2 * size]
                 .iter()
@@ -95,12 +98,12 @@ impl CpuInt4Layout {
                 return Err(mismatch("columns of a block are ordered differently"));
             }
             match runs.last_mut() {
-                Some(run) if run.nibble_of_row == nibble_of_row => run.blocks += 1,
+                Some(run) if run.source_of_row == source_of_row => run.blocks += 1,
                 _ => runs.push(BlockRun {
                     first_row,
                     blocks: 1,
                     rows: size as i64,
-                    nibble_of_row,
+                    source_of_row,
                 }),
             }
             slot += 2 * size;
@@ -120,6 +123,10 @@ impl CpuInt4Layout {
     }
 
     /// Plain `u8 [rows, k]` codes from the kernel's packed `[rows, k/2]` weight.
+    ///
+    /// Per run: split the nibbles into `[blocks, k, low | high]`, transpose to
+    /// `[blocks, rows, k]`, and reorder whole rows (skipped when the order is already right, as
+    /// with AVX-512's pairing of row `j` with row `j + 32`).
     pub fn unpack(&self, packed: &Tensor, k: i64) -> Tensor {
         let bytes = packed.contiguous().view([-1]);
         let parts: Vec<Tensor> = self
@@ -129,21 +136,32 @@ impl CpuInt4Layout {
                 let chunk = bytes
                     .narrow(0, run.first_row * k / 2, run.blocks * run.rows * k / 2)
                     .view([run.blocks, k, run.rows / 2]);
-                let nibbles = Tensor::stack(
+                let halves = Tensor::cat(
                     &[
                         chunk.bitwise_and(15),
                         chunk.bitwise_right_shift_tensor_scalar(4),
                     ],
-                    3,
-                )
-                .view([run.blocks, k, run.rows]);
-                nibbles
-                    .index_select(2, &Tensor::from_slice(&run.nibble_of_row))
-                    .permute([0, 2, 1])
-                    .reshape([run.blocks * run.rows, k])
+                    2,
+                );
+                let by_source = halves.transpose(1, 2).contiguous();
+                let in_order = run
+                    .source_of_row
+                    .iter()
+                    .enumerate()
+                    .all(|(r, &s)| s == r as i64);
+                let rows = if in_order {
+                    by_source
+                } else {
+                    by_source.index_select(1, &Tensor::from_slice(&run.source_of_row))
+                };
+                rows.view([run.blocks * run.rows, k])
             })
             .collect();
-        let codes = Tensor::cat(&parts, 0);
+        let codes = if parts.len() == 1 {
+            parts.into_iter().next().expect("one part")
+        } else {
+            Tensor::cat(&parts, 0)
+        };
         debug_assert_eq!(codes.size(), [self.rows, k]);
         codes
     }

@@ -100,15 +100,20 @@ pub(crate) fn quantize(weight: &Tensor, group_size: i64) -> Result<Int4Codes> {
 
 /// `(q - zero) * scale` as an `[out, in]` tensor of `kind`, from unpacked codes.
 ///
-/// The arithmetic runs in `kind`: `q - zero` is exact in every float kind, so the only rounding
-/// is the product's (and, for `bf16`, the scale's).
+/// Computed as `q * scale - zero * scale` in one mixed-dtype `addcmul` over the codes (the small
+/// `zero * scale` table is formed in `f32` and rounded to `kind` once).
 pub(crate) fn dequantize(codes: &Tensor, scales: &Tensor, zeros: &Tensor, kind: Kind) -> Tensor {
     let (out, in_features) = codes.size2().expect("INT4 codes are 2-D");
     let groups = scales.size()[1];
-    let q = codes
+    let s = scales.to_kind(Kind::Float);
+    let offset = (-(zeros.to_kind(Kind::Float) * &s))
         .to_kind(kind)
-        .view([out, groups, in_features / groups]);
-    ((q - zeros.to_kind(kind).unsqueeze(2)) * scales.to_kind(kind).unsqueeze(2))
+        .unsqueeze(2);
+    offset
+        .addcmul(
+            &codes.view([out, groups, in_features / groups]),
+            &s.to_kind(kind).unsqueeze(2),
+        )
         .view([out, in_features])
 }
 

@@ -20,9 +20,10 @@ pub(crate) fn quantize(weight: &Tensor) -> (Tensor, Tensor) {
     (codes, scales)
 }
 
-/// `codes * scale` as a `[out, in]` tensor of `kind` (computed in `f32`, then cast).
+/// `codes * scale` as a `[out, in]` tensor of `kind` (one mixed-dtype multiply, rounding once
+/// to `kind`).
 pub(crate) fn dequantize(codes: &Tensor, scales: &Tensor, kind: Kind) -> Tensor {
-    (codes.to_kind(Kind::Float) * scales.to_kind(Kind::Float).unsqueeze(1)).to_kind(kind)
+    codes * scales.to_kind(kind).unsqueeze(1)
 }
 
 #[cfg(test)]

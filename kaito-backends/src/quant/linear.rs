@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 use super::cpu_int4_layout::{pack_for_cpu, CpuInt4Layout};
 use super::kernels::{self, FusedKernel};
@@ -13,11 +13,17 @@ use super::stored::{tensor_bytes, StoredWeights};
 use super::{int4, int8};
 use crate::error::Result;
 
-/// Above this many activation rows a CPU layer dequantizes its weight and runs one float matmul
-/// instead of the fused kernel: libtorch's CPU INT8/INT4 kernels cost about the same per row
-/// whatever the row count, while dequantizing is paid once per call and a float GEMM's per-row
-/// cost is lower. Measured on one thread at 4096x4096 (see the module's timing test).
-pub const CPU_FUSED_MAX_ROWS: i64 = 32;
+/// Above this many activation rows a CPU INT8 layer dequantizes its weight (to bf16) and runs
+/// one matmul instead of `_weight_int8pack_mm`. libtorch's CPU kernels cost the same per row
+/// whatever the row count (about 1 ms per row at 4096x4096 on one thread), while dequantizing
+/// costs a fixed ~60 ms there and a bf16 GEMM ~0.3 ms per row: the two cross near 80-128 rows
+/// (`forward_timings` in this file's tests).
+pub const CPU_INT8_FUSED_MAX_ROWS: i64 = 96;
+
+/// Above this many activation rows a CPU INT4 layer unpacks and dequantizes its weight (to bf16)
+/// and runs one matmul instead of `_weight_int4pack_mm_for_cpu` (about 0.75 ms per row at
+/// 4096x4096 on one thread, against ~150 ms + 0.3 ms per row): they cross near 256-384 rows.
+pub const CPU_INT4_FUSED_MAX_ROWS: i64 = 256;
 
 /// A bias-free linear layer `y = x Wᵀ` whose weight `W [out, in]` is held quantized
 /// (see [`QuantScheme`]).
@@ -25,16 +31,20 @@ pub const CPU_FUSED_MAX_ROWS: i64 = 32;
 /// The layer keeps the quantized weight on its device in the form the fastest usable kernel
 /// takes (see [`QuantLinear::forward_path`]):
 ///
-/// - INT8: `i8 [out, in]` codes and per-channel scales; on CPU and CUDA `x` goes through
-///   `_weight_int8pack_mm` (in bf16 on CPU) when at most [`CPU_FUSED_MAX_ROWS`] rows on CPU.
+/// - INT8: `i8 [out, in]` codes and per-channel scales; `x` goes through `_weight_int8pack_mm`
+///   (CPU: in bf16, up to [`CPU_INT8_FUSED_MAX_ROWS`] rows; CUDA: bf16 or f16).
 /// - INT4 on CPU with a group size of 32/64/128/256 and `out % 16 == 0`: codes repacked for
-///   `_weight_int4pack_mm_for_cpu` (bf16) plus a bf16 `(scale, zero)` table; above
-///   [`CPU_FUSED_MAX_ROWS`] rows the codes are unpacked and dequantized for one float matmul.
-/// - INT4 on CUDA (bf16 compute, sm80+): codes repacked for `_weight_int4pack_mm`.
+///   `_weight_int4pack_mm_for_cpu` plus a bf16 `(scale, zero)` table; `x` goes through it in bf16
+///   up to [`CPU_INT4_FUSED_MAX_ROWS`] rows.
+/// - INT4 on CUDA (sm80+, `in % 32 == 0`, `out % 8 == 0`): codes repacked for
+///   `_weight_int4pack_mm`, `x` in bf16.
 /// - Otherwise: the portable codes, dequantized to the activation kind at every call.
 ///
-/// Every fused path is verified once per process against dequantize-then-matmul before use
-/// (see `kernels.rs`); when a kernel call fails the layer falls back to dequantize-then-matmul.
+/// libtorch 2.11 vectorizes its CPU kernels for bf16 only, so on CPU a layer with a fused kernel
+/// computes in bf16 whatever its compute kind (also for many rows, where it dequantizes to bf16
+/// for one matmul); the output is cast back to the input's kind. Every fused path is verified
+/// once per process against dequantize-then-matmul before use (see `kernels.rs`); when a kernel
+/// call fails the layer falls back to dequantize-then-matmul.
 pub struct QuantLinear {
     scheme: QuantScheme,
     out_features: i64,
@@ -123,9 +133,10 @@ impl QuantLinear {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut shape = x.size();
         let rows = x.reshape([-1, self.in_features]);
-        let y = self
-            .fused_forward(&rows)
-            .unwrap_or_else(|| rows.matmul(&self.dequantize_as(rows.kind()).tr()));
+        let y = self.fused_forward(&rows).unwrap_or_else(|| {
+            let kind = self.fallback_kind(rows.kind());
+            rows.to_kind(kind).matmul(&self.dequantize_as(kind).tr())
+        });
         if let Some(last) = shape.last_mut() {
             *last = self.out_features;
         }
@@ -240,44 +251,59 @@ impl QuantLinear {
         }
     }
 
-    /// The fused kernel's result for `rows [m, in]`, or `None` when no kernel applies or it fails.
+    /// The fused kernel's result for `rows [m, in]`, or `None` when no kernel applies (or, on
+    /// CPU, `m` is above the kernel's row limit) or the kernel fails.
     fn fused_forward(&self, rows: &Tensor) -> Option<Tensor> {
-        let m = rows.size()[0];
-        let few_rows = m <= CPU_FUSED_MAX_ROWS || self.device != Device::Cpu;
-        let result = match &self.held {
-            Held::Int8 {
-                codes,
-                fused: Some((kind, scales)),
-                ..
-            } if few_rows => kernels::int8_mm(&rows.to_kind(*kind), codes, scales),
-            Held::Int4Cpu {
-                packed,
-                scales_and_zeros,
-                ..
-            } if few_rows => kernels::int4_cpu_mm(
-                &rows.to_kind(Kind::BFloat16),
-                packed,
-                self.group_size(),
-                scales_and_zeros,
-            ),
-            Held::Int4Cuda {
-                packed,
-                scales_and_zeros,
-                ..
-            } => kernels::int4_cuda_mm(
-                &rows.to_kind(Kind::BFloat16),
-                packed,
-                self.group_size(),
-                scales_and_zeros,
-            ),
-            _ => return None,
+        let max_rows = match self.held {
+            Held::Int8 { .. } if self.device == Device::Cpu => CPU_INT8_FUSED_MAX_ROWS,
+            Held::Int4Cpu { .. } => CPU_INT4_FUSED_MAX_ROWS,
+            _ => i64::MAX,
         };
-        match result {
+        if rows.size()[0] > max_rows {
+            return None;
+        }
+        match self.call_fused_kernel(rows)? {
             Ok(y) => Some(y),
             Err(e) => {
                 tracing::debug!(path = self.forward_path(), error = %e, "fused kernel failed; dequantizing");
                 None
             }
+        }
+    }
+
+    /// The fused kernel's result for `rows [m, in]`; `None` when the layer has no kernel.
+    fn call_fused_kernel(&self, rows: &Tensor) -> Option<std::result::Result<Tensor, TchError>> {
+        let bf16 = || rows.to_kind(Kind::BFloat16);
+        Some(match &self.held {
+            Held::Int8 {
+                codes,
+                fused: Some((kind, scales)),
+                ..
+            } => kernels::int8_mm(&rows.to_kind(*kind), codes, scales),
+            Held::Int4Cpu {
+                packed,
+                scales_and_zeros,
+                ..
+            } => kernels::int4_cpu_mm(&bf16(), packed, self.group_size(), scales_and_zeros),
+            Held::Int4Cuda {
+                packed,
+                scales_and_zeros,
+                ..
+            } => kernels::int4_cuda_mm(&bf16(), packed, self.group_size(), scales_and_zeros),
+            Held::Int8 { fused: None, .. } | Held::Int4Plain { .. } => return None,
+        })
+    }
+
+    /// The kind dequantize-then-matmul runs in for activations of `kind`: bf16 for a CPU layer
+    /// with a fused kernel (as the kernel would), else `kind`.
+    fn fallback_kind(&self, kind: Kind) -> Kind {
+        match &self.held {
+            Held::Int8 {
+                fused: Some((fused_kind, _)),
+                ..
+            } if self.device == Device::Cpu => *fused_kind,
+            Held::Int4Cpu { .. } => Kind::BFloat16,
+            _ => kind,
         }
     }
 
@@ -501,14 +527,20 @@ mod tests {
                 );
                 assert_eq!(plain.forward_path(), "dequantize+matmul");
                 assert!(fused.dequantize().equal(&plain.dequantize()));
-                // bf16 activations (the fused kernels' and bf16 layers') agree to ~1e-2.
-                let tolerance = if kind == Kind::Float { 2e-2 } else { 3e-2 };
-                for rows in [1, 3, CPU_FUSED_MAX_ROWS + 5] {
+                // bf16 activations (those of the fused layers and bf16 layers) agree to ~1e-2.
+                for rows in [
+                    1,
+                    3,
+                    CPU_INT8_FUSED_MAX_ROWS + 5,
+                    CPU_INT4_FUSED_MAX_ROWS + 5,
+                ] {
                     let x = Tensor::randn([rows, 2, 256], (Kind::Float, CPU)).to_kind(kind);
                     for layer in [&fused, &plain] {
                         let err = forward_error(layer, &x);
+                        let float =
+                            kind == Kind::Float && layer.forward_path() == "dequantize+matmul";
                         assert!(
-                            err < tolerance,
+                            err < if float { 1e-5 } else { 3e-2 },
                             "{scheme} {kind:?} {} rows {rows}: {err}",
                             layer.forward_path()
                         );
@@ -641,6 +673,63 @@ mod tests {
             assert_eq!(moved.device(), CPU);
             assert_eq!(moved.weight_bytes(), layer.weight_bytes());
             assert!(moved.dequantize().equal(&layer.dequantize()));
+        }
+    }
+
+    /// Median milliseconds of `f` over `runs` calls (after one warm-up call).
+    fn median_ms(runs: usize, mut f: impl FnMut() -> Tensor) -> f64 {
+        let _ = f();
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let _ = f();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[runs / 2]
+    }
+
+    /// The numbers behind [`CPU_INT8_FUSED_MAX_ROWS`], [`CPU_INT4_FUSED_MAX_ROWS`] and the choice
+    /// of kernels, one thread:
+    /// `cargo test --release -p kaito-backends --no-default-features --features quant --lib
+    /// quant::linear::tests::forward_timings -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn forward_timings() {
+        tch::set_num_threads(1);
+        tch::manual_seed(10);
+        let (out, inp) = (4096, 4096);
+        let weight = random_weight(out, inp);
+        let dense_f32 = weight.shallow_clone();
+        let dense_bf16 = weight.to_kind(Kind::BFloat16);
+        println!("one thread, [{out}, {inp}] weight, milliseconds per call (median of 5)");
+        println!("| rows | dense f32 | dense bf16 | path | INT8 fused | INT8 dequant | INT4 fused | INT4 dequant (plain) | INT4 dequant (from kernel layout) |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for kind in [Kind::BFloat16, Kind::Float] {
+            let (int8, int8_plain) = layers(&weight, QuantScheme::Int8, kind);
+            let (int4, int4_plain) = layers(&weight, QuantScheme::int4(), kind);
+            for rows in [1, 4, 16, 64, 128, 256, 512] {
+                let x = Tensor::randn([rows, inp], (Kind::Float, CPU)).to_kind(kind);
+                let dense = |w: &Tensor| {
+                    let x = x.to_kind(w.kind());
+                    median_ms(5, || x.matmul(&w.tr()))
+                };
+                let fused =
+                    |l: &QuantLinear| median_ms(5, || l.call_fused_kernel(&x).unwrap().unwrap());
+                let dequant =
+                    |l: &QuantLinear| median_ms(5, || x.matmul(&l.dequantize_as(kind).tr()));
+                println!(
+                    "| {rows} | {:.2} | {:.2} | {kind:?} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    dense(&dense_f32),
+                    dense(&dense_bf16),
+                    fused(&int8),
+                    dequant(&int8_plain),
+                    fused(&int4),
+                    dequant(&int4_plain),
+                    dequant(&int4),
+                );
+            }
         }
     }
 

@@ -33,5 +33,5 @@ mod stored;
 
 pub use checkpoint::{quantize_checkpoint, QuantReport};
 pub use format::{read_quantization_config, QuantizationConfig};
-pub use linear::{QuantLinear, CPU_FUSED_MAX_ROWS};
+pub use linear::{QuantLinear, CPU_INT4_FUSED_MAX_ROWS, CPU_INT8_FUSED_MAX_ROWS};
 pub use scheme::{QuantScheme, DEFAULT_INT4_GROUP_SIZE};
