@@ -15,6 +15,8 @@ mod engine;
 mod kv_cache;
 pub mod linear;
 pub mod model;
+#[cfg(feature = "quant")]
+pub mod quantized;
 mod rope;
 pub mod tokenizer;
 
@@ -233,13 +235,7 @@ impl TorchBackend {
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
         let (tx, rx) = mpsc::unbounded_channel();
-        let engine = Engine::new(
-            model,
-            tokenizer.clone(),
-            eos,
-            settings,
-            stats.clone(),
-        );
+        let engine = Engine::new(model, tokenizer.clone(), eos, settings, stats.clone());
         tracing::info!(
             ctx_size,
             parallel = settings.parallel,
