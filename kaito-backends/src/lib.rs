@@ -95,7 +95,11 @@ fn load_quant(
     served_name: &str,
     config: &EngineConfig,
 ) -> kaito_core::Result<Arc<dyn Backend>> {
-    Ok(Arc::new(torch::quantized::load(model_path, served_name, config)?))
+    Ok(Arc::new(torch::quantized::load(
+        model_path,
+        served_name,
+        config,
+    )?))
 }
 
 #[cfg(not(feature = "quant"))]

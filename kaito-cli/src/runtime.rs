@@ -87,9 +87,12 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
         engine = engine.with_deterministic(true);
     }
     if let Some(b) = &args.backend {
-        engine.backend = b
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--backend: `{b}` is not one of {}", BackendKind::NAMES.join(", ")))?;
+        engine.backend = b.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--backend: `{b}` is not one of {}",
+                BackendKind::NAMES.join(", ")
+            )
+        })?;
     }
     if let Some(d) = &args.device {
         if !kaito_core::engine::valid_device(d) {
@@ -99,7 +102,10 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
     }
     if let Some(d) = &args.dtype {
         if !kaito_core::engine::DTYPE_NAMES.contains(&d.as_str()) {
-            bail!("--dtype: `{d}` is not one of {}", kaito_core::engine::DTYPE_NAMES.join(", "));
+            bail!(
+                "--dtype: `{d}` is not one of {}",
+                kaito_core::engine::DTYPE_NAMES.join(", ")
+            );
         }
         engine.dtype = Some(d.clone());
     }

@@ -43,10 +43,7 @@ impl CheckpointFiles {
         }
         for required in ["config.json", "tokenizer.json"] {
             if !dir.join(required).is_file() {
-                return Err(load_error(
-                    dir,
-                    format!("the checkpoint has no {required}"),
-                ));
+                return Err(load_error(dir, format!("the checkpoint has no {required}")));
             }
         }
         let single = dir.join("model.safetensors");
@@ -104,8 +101,9 @@ impl CheckpointFiles {
 
 fn read_optional_json(path: &Path) -> Result<Value> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| load_error(path, format!("invalid JSON: {e}"))),
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| load_error(path, format!("invalid JSON: {e}")))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
         Err(e) => Err(load_error(path, e.to_string())),
     }
@@ -122,7 +120,10 @@ fn shards_of(index: &Path) -> Result<Vec<PathBuf>> {
     let mut shards = Vec::new();
     for name in names {
         if name.contains('/') || name.contains("..") {
-            return Err(load_error(index, format!("shard name `{name}` is not a file name")));
+            return Err(load_error(
+                index,
+                format!("shard name `{name}` is not a file name"),
+            ));
         }
         let path = dir.join(name);
         if !path.is_file() {

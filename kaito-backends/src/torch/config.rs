@@ -303,11 +303,18 @@ mod tests {
         let gpt = SMOLLM2.replace("\"llama\"", "\"gpt_neox\"");
         let e = LlamaConfig::from_json(&gpt).unwrap_err();
         assert!(e.contains("gpt_neox") && e.contains("llama"), "{e}");
-        let yarn = SMOLLM2.replace("\"rope_scaling\":null", r#""rope_scaling":{"type":"yarn","factor":4.0}"#);
+        let yarn = SMOLLM2.replace(
+            "\"rope_scaling\":null",
+            r#""rope_scaling":{"type":"yarn","factor":4.0}"#,
+        );
         assert!(LlamaConfig::from_json(&yarn).unwrap_err().contains("yarn"));
         let bad = SMOLLM2.replace("\"hidden_size\":576", "\"hidden_size\":\"wide\"");
-        assert!(LlamaConfig::from_json(&bad).unwrap_err().contains("hidden_size"));
+        assert!(LlamaConfig::from_json(&bad)
+            .unwrap_err()
+            .contains("hidden_size"));
         let odd = SMOLLM2.replace("\"num_key_value_heads\":3", "\"num_key_value_heads\":4");
-        assert!(LlamaConfig::from_json(&odd).unwrap_err().contains("num_key_value_heads"));
+        assert!(LlamaConfig::from_json(&odd)
+            .unwrap_err()
+            .contains("num_key_value_heads"));
     }
 }

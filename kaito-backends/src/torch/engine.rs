@@ -191,7 +191,11 @@ impl Engine {
             .map(|input| {
                 let ids = token_tensor(input).view([1, -1]);
                 let hidden = self.model.forward(&ids, Pass::Full, None);
-                let pooled = hidden.squeeze_dim(0).to_kind(Kind::Float).mean_dim(0, false, Kind::Float);
+                let pooled =
+                    hidden
+                        .squeeze_dim(0)
+                        .to_kind(Kind::Float)
+                        .mean_dim(0, false, Kind::Float);
                 let norm = pooled.norm().clamp_min(1e-12);
                 to_vec(&(pooled / norm))
             })
@@ -418,6 +422,10 @@ impl Engine {
 
 /// A float tensor's values on the CPU.
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]);
+    let flat = t
+        .to_kind(Kind::Float)
+        .to_device(tch::Device::Cpu)
+        .contiguous()
+        .view([-1]);
     Vec::<f32>::try_from(&flat).map_err(|e| Error::Decode(e.to_string()))
 }

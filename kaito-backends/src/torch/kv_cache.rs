@@ -15,7 +15,13 @@ pub(super) struct KvCache {
 
 impl KvCache {
     /// Zeroed cache for `slots` sequences of `ctx` tokens each.
-    pub(super) fn new(config: &LlamaConfig, slots: i64, ctx: i64, kind: Kind, device: Device) -> Self {
+    pub(super) fn new(
+        config: &LlamaConfig,
+        slots: i64,
+        ctx: i64,
+        kind: Kind,
+        device: Device,
+    ) -> Self {
         let shape = [slots, config.num_key_value_heads, ctx, config.head_dim];
         let make = || {
             (0..config.num_hidden_layers)

@@ -108,7 +108,8 @@ impl LlamaModel {
         let q_out = c.num_attention_heads * hd;
         let kv_out = c.num_key_value_heads * hd;
         let to = |t: Tensor| t.to_device(device).to_kind(kind);
-        let take = |tensors: &mut TensorMap, name: &str, shape: &[i64]| tensors.take(name, shape).map(to);
+        let take =
+            |tensors: &mut TensorMap, name: &str, shape: &[i64]| tensors.take(name, shape).map(to);
         let embed = take(tensors, "model.embed_tokens.weight", &[c.vocab_size, h])?;
         let mut blocks = Vec::with_capacity(c.num_hidden_layers as usize);
         for i in 0..c.num_hidden_layers {
@@ -126,7 +127,11 @@ impl LlamaModel {
             let down = linear("mlp.down_proj", h, c.intermediate_size, false)?;
             blocks.push(Block {
                 input_norm: take(tensors, &format!("{p}.input_layernorm.weight"), &[h])?,
-                post_norm: take(tensors, &format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                post_norm: take(
+                    tensors,
+                    &format!("{p}.post_attention_layernorm.weight"),
+                    &[h],
+                )?,
                 q,
                 k,
                 v,
@@ -217,7 +222,9 @@ impl LlamaModel {
         let (b, t) = (tokens.size()[0], tokens.size()[1]);
         let positions = match pass {
             Pass::Decode { positions, .. } => Tensor::from_slice(positions).view([b, 1]),
-            Pass::Prefill { start, .. } => Tensor::arange_start(start, start + t, int64()).view([1, t]),
+            Pass::Prefill { start, .. } => {
+                Tensor::arange_start(start, start + t, int64()).view([1, t])
+            }
             Pass::Full => Tensor::arange(t, int64()).view([1, t]),
         }
         .to_device(self.device);
@@ -229,15 +236,16 @@ impl LlamaModel {
         let c = &self.config;
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         let ids = tokens.to_device(self.device).reshape([-1]);
-        let mut x = self
-            .embed
-            .index_select(0, &ids)
-            .view([b, t, c.hidden_size]);
+        let mut x = self.embed.index_select(0, &ids).view([b, t, c.hidden_size]);
         for (layer, block) in self.blocks.iter().enumerate() {
             let normed = self.rms_norm(&x, &block.input_norm);
             let split = |y: Tensor, n: i64| y.view([b, t, n, hd]).transpose(1, 2);
-            let q = self.rope.apply(&split(block.q.forward(&normed), heads), &positions);
-            let k = self.rope.apply(&split(block.k.forward(&normed), kv_heads), &positions);
+            let q = self
+                .rope
+                .apply(&split(block.q.forward(&normed), heads), &positions);
+            let k = self
+                .rope
+                .apply(&split(block.k.forward(&normed), kv_heads), &positions);
             let v = split(block.v.forward(&normed), kv_heads);
             let (keys, values) = match (pass, cache.as_deref_mut()) {
                 (Pass::Full, _) | (_, None) => (k, v),
@@ -262,7 +270,10 @@ impl LlamaModel {
                         all.get(slot).narrow(1, start, t).copy_(&new.squeeze_dim(0));
                         all.narrow(0, slot, 1).narrow(2, 0, start + t)
                     };
-                    (store(&mut cache.keys[layer], &k), store(&mut cache.values[layer], &v))
+                    (
+                        store(&mut cache.keys[layer], &k),
+                        store(&mut cache.values[layer], &v),
+                    )
                 }
             };
             let attended = Tensor::scaled_dot_product_attention(
@@ -293,7 +304,8 @@ impl LlamaModel {
     pub fn logits_of_sequence(&self, tokens: &[u32]) -> Tensor {
         tch::no_grad(|| {
             let ids = token_tensor(tokens).view([1, -1]);
-            self.logits(&self.forward(&ids, Pass::Full, None)).squeeze_dim(0)
+            self.logits(&self.forward(&ids, Pass::Full, None))
+                .squeeze_dim(0)
         })
     }
 
@@ -323,7 +335,9 @@ impl LlamaModel {
                 t
             }
         };
-        let key_pos = Tensor::arange(keys, int64()).to_device(self.device).view([1, 1, keys]);
+        let key_pos = Tensor::arange(keys, int64())
+            .to_device(self.device)
+            .view([1, 1, keys]);
         let query_pos = positions.unsqueeze(-1); // [b, t, 1]
         let mut allowed = key_pos.le_tensor(&query_pos);
         if let Some(w) = window {

@@ -110,7 +110,8 @@ fn mentions_type(value: Option<&Value>, kind: &str) -> bool {
 /// others to 256, 257, ... in byte order.
 fn byte_of_char(c: char) -> Option<u8> {
     let code = c as u32;
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     if code < 256 && printable(code) {
         return Some(code as u8);
     }

@@ -171,7 +171,11 @@ fn engine(path: &str, e: &EngineSpec) -> Result<()> {
     }
     let choices: [(&str, &Option<String>, &[&str]); 3] = [
         ("dtype", &e.dtype, crate::engine::DTYPE_NAMES),
-        ("quantization", &e.quantization, crate::engine::QUANTIZATION_NAMES),
+        (
+            "quantization",
+            &e.quantization,
+            crate::engine::QUANTIZATION_NAMES,
+        ),
         ("device", &e.device, &[]),
     ];
     for (field, value, allowed) in choices {
