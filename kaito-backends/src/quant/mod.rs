@@ -7,6 +7,8 @@
 //! - [`format`] documents kaito's pre-quantized checkpoint directory; [`quantize_checkpoint`]
 //!   writes one from a Hugging Face Llama-family checkpoint and [`read_quantization_config`] tells
 //!   a loader it has one.
+//! - [`quality::compare_with_float`] measures what quantization does to a model's predictions
+//!   (top-1 agreement, perplexity, KL) through the torch engine's loader.
 //!
 //! ```no_run
 //! use kaito_backends::quant::{QuantLinear, QuantScheme};
@@ -28,6 +30,7 @@ mod int8;
 mod kernels;
 mod linear;
 mod nibble_probe;
+pub mod quality;
 mod scheme;
 mod stored;
 
