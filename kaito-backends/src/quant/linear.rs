@@ -31,8 +31,8 @@ pub const CPU_INT4_FUSED_MAX_ROWS: i64 = 256;
 /// The layer keeps the quantized weight on its device in the form the fastest usable kernel
 /// takes (see [`QuantLinear::forward_path`]):
 ///
-/// - INT8: `i8 [out, in]` codes and per-channel scales; `x` goes through `_weight_int8pack_mm`
-///   (CPU: in bf16, up to [`CPU_INT8_FUSED_MAX_ROWS`] rows; CUDA: bf16 or f16).
+/// - INT8: `i8 [out, in]` codes and per-channel scales; up to [`CPU_INT8_FUSED_MAX_ROWS`] rows
+///   of `x` go through `_weight_int8pack_mm` (CPU: in bf16; CUDA: in bf16, or f16 for f16 layers).
 /// - INT4 on CPU with a group size of 32/64/128/256 and `out % 16 == 0`: codes repacked for
 ///   `_weight_int4pack_mm_for_cpu` plus a bf16 `(scale, zero)` table; `x` goes through it in bf16
 ///   up to [`CPU_INT4_FUSED_MAX_ROWS`] rows.
@@ -132,14 +132,17 @@ impl QuantLinear {
     /// `x [..., in]` (of the compute kind) times `Wᵀ`: `[..., out]` of `x`'s kind.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut shape = x.size();
+        if let Some(last) = shape.last_mut() {
+            *last = self.out_features;
+        }
+        if x.numel() == 0 {
+            return Tensor::zeros(shape, (x.kind(), x.device()));
+        }
         let rows = x.reshape([-1, self.in_features]);
         let y = self.fused_forward(&rows).unwrap_or_else(|| {
             let kind = self.fallback_kind(rows.kind());
             rows.to_kind(kind).matmul(&self.dequantize_as(kind).tr())
         });
-        if let Some(last) = shape.last_mut() {
-            *last = self.out_features;
-        }
         y.to_kind(x.kind()).reshape(shape)
     }
 
@@ -255,7 +258,9 @@ impl QuantLinear {
     /// CPU, `m` is above the kernel's row limit) or the kernel fails.
     fn fused_forward(&self, rows: &Tensor) -> Option<Tensor> {
         let max_rows = match self.held {
-            Held::Int8 { .. } if self.device == Device::Cpu => CPU_INT8_FUSED_MAX_ROWS,
+            // On CUDA too: dequantizing there costs microseconds, and cuBLAS beats a
+            // weight-only kernel once there are many rows.
+            Held::Int8 { .. } => CPU_INT8_FUSED_MAX_ROWS,
             Held::Int4Cpu { .. } => CPU_INT4_FUSED_MAX_ROWS,
             _ => i64::MAX,
         };
@@ -661,6 +666,14 @@ mod tests {
         // An odd input size cannot be packed in pairs.
         let err = QuantLinear::quantize(&random_weight(8, 33), QuantScheme::int4(), Kind::Float);
         assert!(err.err().unwrap().to_string().contains("even"));
+    }
+
+    #[test]
+    fn empty_input_gives_empty_output() {
+        let layer = QuantLinear::quantize(&random_weight(32, 64), QuantScheme::int4(), Kind::Float)
+            .unwrap();
+        let y = layer.forward(&Tensor::zeros([0, 64], (Kind::Float, CPU)));
+        assert_eq!(y.size(), [0, 32]);
     }
 
     #[test]
