@@ -1,6 +1,7 @@
 //! Models: where weights come from ([`ModelSource`]) and what they are ([`ModelInfo`]).
 
 pub mod catalogue;
+pub mod convert;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod gguf;
