@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod chat;
+mod convert;
 mod k8s;
 mod logging;
 mod runtime;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a).await,
+            Command::Convert(a) => convert::run(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::Crd => k8s::crd(),
             Command::Render(a) => k8s::render(&a.file),
