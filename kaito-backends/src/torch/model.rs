@@ -287,10 +287,10 @@ impl LlamaModel {
                 heads != kv_heads,
             );
             let attended = attended.transpose(1, 2).reshape([b, t, heads * hd]);
-            x = x + block.o.forward(&attended);
+            x += block.o.forward(&attended);
             let normed = self.rms_norm(&x, &block.post_norm);
             let gated = block.gate.forward(&normed).silu() * block.up.forward(&normed);
-            x = x + block.down.forward(&gated);
+            x += block.down.forward(&gated);
         }
         self.rms_norm(&x, &self.norm)
     }

@@ -17,7 +17,7 @@ use gguf::{GgufHeader, GgufValue};
 /// Where a model's weights come from, as a user names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A local GGUF file.
+    /// A local GGUF file, or a Hugging Face checkpoint directory (`config.json` + safetensors).
     Path(PathBuf),
     /// `hf:ORG/REPO/FILE.gguf[@REVISION]`: a file in a Hugging Face repository.
     HuggingFace {
@@ -62,6 +62,15 @@ impl ModelSource {
         let path = PathBuf::from(spec);
         if path.is_file() {
             return Ok(ModelSource::Path(path));
+        }
+        if path.is_dir() {
+            if path.join("config.json").is_file() {
+                return Ok(ModelSource::Path(path));
+            }
+            return Err(Error::ModelLoad {
+                path,
+                message: "is a directory without config.json (neither a GGUF file nor a Hugging Face checkpoint)".to_owned(),
+            });
         }
         if path.exists() {
             return Err(Error::ModelLoad {
