@@ -76,7 +76,6 @@ mod subjects {
                 engine: "llama-cpp",
                 constrained_decoding: true,
                 quantization: "Q4_1",
-                paris_may_be_missing: None,
             };
             Subject::load("llama_cpp", expect, || {
                 let gguf = path_from_env(
@@ -101,7 +100,6 @@ mod subjects {
                 engine: "torch",
                 constrained_decoding: false,
                 quantization: "F32",
-                paris_may_be_missing: None,
             };
             Subject::load("torch", expect, || {
                 let backend = kaito_backends::torch::TorchBackend::load(
@@ -133,7 +131,6 @@ mod subjects {
                 engine: "quant",
                 constrained_decoding: false,
                 quantization: "int8",
-                paris_may_be_missing: None,
             };
             quant("quant_int8", "int8", expect)
         })
@@ -147,7 +144,6 @@ mod subjects {
                 engine: "quant",
                 constrained_decoding: false,
                 quantization: "int4",
-                paris_may_be_missing: None,
             };
             quant("quant_int4", "int4", expect)
         })

@@ -36,8 +36,6 @@ pub struct Expect {
     pub constrained_decoding: bool,
     /// What `ModelInfo::quantization` reports, compared case-insensitively.
     pub quantization: &'static str,
-    /// `Some(why)`: the greedy capital-of-France answer may lack "Paris" (reported, not failed).
-    pub paris_may_be_missing: Option<&'static str>,
 }
 
 /// An engine under test.
