@@ -44,6 +44,7 @@ const QUESTIONS: [&str; 4] = [
 ];
 
 /// The engine configuration of every engine here: one thread, four sequences, serving defaults.
+#[cfg_attr(not(any(feature = "llama-cpp", feature = "torch")), allow(dead_code))]
 fn engine_config() -> EngineConfig {
     EngineConfig::default()
         .with_threads(1)
