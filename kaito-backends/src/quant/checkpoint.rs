@@ -294,11 +294,18 @@ mod tests {
                     let layer =
                         QuantLinear::from_tensors(module, &written, scheme, Kind::Float).unwrap();
                     let err = (layer.dequantize() - tensor.to_kind(Kind::Float)).abs();
-                    let step = match scheme {
-                        QuantScheme::Int8 => 0.1 / 127.0,
-                        QuantScheme::Int4 { .. } => 0.2 / 15.0,
-                    };
-                    assert!(err.max().double_value(&[]) <= step / 2.0, "{name}");
+                    match scheme {
+                        // Round to nearest: within half a step of 0.1 / 127.
+                        QuantScheme::Int8 => {
+                            assert!(err.max().double_value(&[]) <= 0.1 / 127.0 / 2.0, "{name}")
+                        }
+                        // The INT4 search may clip a group's extremes: bound the RMS error by
+                        // that of rounding with a step of 0.2 / 15.
+                        QuantScheme::Int4 { .. } => {
+                            let rms = err.square().mean(Kind::Double).sqrt().double_value(&[]);
+                            assert!(rms <= 0.2 / 15.0 / 12f64.sqrt(), "{name}: {rms}");
+                        }
+                    }
                 } else {
                     assert!(written[name].equal(tensor), "{name} kept as is");
                 }

@@ -1,4 +1,4 @@
-//! The on-disk format of kaito's pre-quantized checkpoints (`format_version` 1).
+//! The on-disk format of kaito's pre-quantized checkpoints (`format_version` 2).
 //!
 //! A quantized checkpoint is a directory laid out like a Hugging Face checkpoint:
 //!
@@ -16,10 +16,10 @@
 //! |---|---|---|
 //! | `NAME.qweight` | `I8 [out, in]`: codes in `-127..=127` | `U8 [out, in/2]`: two codes in `0..=15` per byte, byte `b` of a row holding input `2b` in its high nibble and `2b + 1` in its low nibble |
 //! | `NAME.scales` | `F32 [out]`: one scale per output channel | `F16 [out, in/G]`: one scale per group of `G` consecutive inputs |
-//! | `NAME.zeros` | absent | `U8 [out, in/G]`: one zero point in `0..=15` per group |
+//! | `NAME.zeros` | absent | `U8 [out, in/G]`: one zero point per group, in sixteenths of a code (`z = zeros / 16`, `0..=15.9375`) |
 //!
 //! and the weight is `W[o, i] = qweight[o, i] * scales[o]` (INT8) or
-//! `W[o, i] = (q[o, i] - zeros[o, i / G]) * scales[o, i / G]` (INT4, `q` the unpacked code).
+//! `W[o, i] = (q[o, i] - zeros[o, i / G] / 16) * scales[o, i / G]` (INT4, `q` the unpacked code).
 //! `G` is `in / scales.shape[1]`: the configured `group_size` unless `in` is not a multiple of it,
 //! in which case the quantizer halved it until it divided `in`. Every other tensor (embeddings,
 //! norms, `lm_head`, biases) is kept as in the source, in its float dtype.
@@ -31,7 +31,7 @@
 //!   "quant_method": "kaito",
 //!   "scheme": "int4",
 //!   "group_size": 128,
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "modules": ["model.layers.0.self_attn.q_proj", "..."]
 //! }
 //! ```
@@ -40,6 +40,9 @@
 //! quantized linear layer (module paths, without `.weight`). A loader that finds this file with
 //! `quant_method` `"kaito"` builds those layers with
 //! [`QuantLinear::from_tensors`](super::QuantLinear::from_tensors) and everything else as usual.
+//!
+//! Version 1 stored integer INT4 zero points (`zeros` in `0..=15`, no `/ 16`); it is not read
+//! (a loader would misread its zero points): quantize the source checkpoint again.
 
 use std::path::Path;
 
@@ -55,7 +58,7 @@ pub const MODEL_FILE: &str = "model.safetensors";
 /// `quant_method` of this format.
 pub const QUANT_METHOD: &str = "kaito";
 /// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Suffix of a quantized layer's codes.
 pub(crate) const QWEIGHT: &str = "qweight";

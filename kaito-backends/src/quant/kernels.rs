@@ -143,7 +143,7 @@ pub(crate) fn int8_mm(
 /// `(q - 8) * scale + zero`; ours is `(q - z) * scale`, so their zero is `(8 - z) * scale`.
 pub(crate) fn int4_scales_and_zeros(scales: &Tensor, zeros: &Tensor, kind: Kind) -> Tensor {
     let s = scales.to_kind(Kind::Float);
-    let offset = (Tensor::full_like(&s, 8.0) - zeros.to_kind(Kind::Float)) * &s;
+    let offset = (Tensor::full_like(&s, 8.0) - int4::zero_points(zeros)) * &s;
     Tensor::stack(&[s, offset], 2)
         .transpose(0, 1)
         .to_kind(kind)
@@ -209,7 +209,8 @@ mod tests {
         let scales = Tensor::from_slice(&[0.5f32, 0.25])
             .view([1, 2])
             .to_kind(Kind::Half);
-        let zeros = Tensor::from_slice(&[3u8, 8]).view([1, 2]);
+        // Zero points 3 and 8, in sixteenths.
+        let zeros = Tensor::from_slice(&[48u8, 128]).view([1, 2]);
         let table = int4_scales_and_zeros(&scales, &zeros, Kind::Float);
         assert_eq!(table.size(), [2, 1, 2]);
         // code 5 in group 0: ours (5 - 3) * 0.5 = 1.0; theirs (5 - 8) * 0.5 + 2.5 = 1.0
