@@ -62,7 +62,7 @@ impl std::str::FromStr for BackendKind {
 pub const DTYPE_NAMES: &[&str] = &["f32", "bf16", "f16"];
 
 /// Weight-only quantization schemes of the quant engine.
-pub const QUANTIZATION_NAMES: &[&str] = &["int8", "int4"];
+pub const QUANTIZATION_NAMES: &[&str] = &["int8", "int4", "int4-g32", "int4-g64", "int4-g128"];
 
 /// Whether `device` is `cpu`, `cuda` or `cuda:N`.
 pub fn valid_device(device: &str) -> bool {

@@ -14,8 +14,10 @@ pub const DEFAULT_INT4_GROUP_SIZE: i64 = 128;
 /// - `Int4`: asymmetric, one scale and zero point per `group_size` consecutive input features of
 ///   an output channel, codes in `[0, 15]`, two codes per byte.
 ///
-/// Parses from `"int8"` and `"int4"` (any case; `"int4"` takes
-/// [`DEFAULT_INT4_GROUP_SIZE`]); [`fmt::Display`] writes the same names back.
+/// Parses from [`QuantScheme::NAMES`] (any case): `"int8"`, `"int4"` (group size
+/// [`DEFAULT_INT4_GROUP_SIZE`]) and `"int4-gN"` for the group sizes the fused kernels take
+/// (32, 64, 128). [`fmt::Display`] writes `"int4"` for the default group size and `"int4-gN"`
+/// otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuantScheme {
     /// 8-bit codes, per-output-channel scale.
@@ -30,7 +32,7 @@ pub enum QuantScheme {
 
 impl QuantScheme {
     /// The names [`FromStr`] accepts.
-    pub const NAMES: [&'static str; 2] = ["int8", "int4"];
+    pub const NAMES: [&'static str; 5] = ["int8", "int4", "int4-g32", "int4-g64", "int4-g128"];
 
     /// INT4 with the default group size.
     pub fn int4() -> Self {
@@ -66,7 +68,12 @@ impl QuantScheme {
 
 impl fmt::Display for QuantScheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            QuantScheme::Int4 { group_size } if *group_size != DEFAULT_INT4_GROUP_SIZE => {
+                write!(f, "int4-g{group_size}")
+            }
+            _ => f.write_str(self.name()),
+        }
     }
 }
 
@@ -77,6 +84,9 @@ impl FromStr for QuantScheme {
         match s.trim().to_ascii_lowercase().as_str() {
             "int8" => Ok(QuantScheme::Int8),
             "int4" => Ok(QuantScheme::int4()),
+            "int4-g32" => Ok(QuantScheme::Int4 { group_size: 32 }),
+            "int4-g64" => Ok(QuantScheme::Int4 { group_size: 64 }),
+            "int4-g128" => Ok(QuantScheme::Int4 { group_size: 128 }),
             _ => Err(Error::Quantization(format!(
                 "unknown quantization scheme {s:?}; accepted: {}",
                 QuantScheme::NAMES.join(", ")
@@ -97,6 +107,30 @@ mod tests {
             QuantScheme::Int4 { group_size: 128 }
         );
         assert_eq!(QuantScheme::int4().to_string(), "int4");
+        for group_size in [32, 64, 128] {
+            let name = format!("int4-g{group_size}");
+            let scheme = QuantScheme::Int4 { group_size };
+            assert_eq!(name.to_uppercase().parse::<QuantScheme>().unwrap(), scheme);
+            assert!(QuantScheme::NAMES.contains(&name.as_str()));
+            assert_eq!(scheme.name(), "int4");
+        }
+        assert_eq!(QuantScheme::Int4 { group_size: 32 }.to_string(), "int4-g32");
+        for name in QuantScheme::NAMES {
+            assert_eq!(
+                name.parse::<QuantScheme>()
+                    .unwrap()
+                    .to_string()
+                    .parse::<QuantScheme>()
+                    .unwrap(),
+                name.parse::<QuantScheme>().unwrap()
+            );
+        }
+        assert!("int4-g48".parse::<QuantScheme>().is_err());
+    }
+
+    #[test]
+    fn kaito_core_accepts_the_same_names() {
+        assert_eq!(kaito_core::engine::QUANTIZATION_NAMES, QuantScheme::NAMES);
     }
 
     #[test]
