@@ -11,6 +11,7 @@ use std::path::Path;
 use kaito_core::EngineConfig;
 use tch::{Kind, Tensor};
 
+use super::stored::tensor_bytes;
 use super::{QuantLinear, QuantScheme};
 use crate::error::{Error, Result};
 use crate::torch::checkpoint::TensorMap;
@@ -35,8 +36,25 @@ pub struct QualityReport {
     pub mean_kl: f64,
     /// Bytes of the float model's weights.
     pub float_weight_bytes: u64,
-    /// Bytes of the quantized model's weights.
+    /// Bytes of the quantized model's weights (in memory, with any kernel tables).
     pub quantized_weight_bytes: u64,
+    /// Bytes the quantized projections would take as `f16`.
+    pub projection_f16_bytes: u64,
+    /// Bytes of the quantized projections as a checkpoint stores them (codes, scales, zero
+    /// points; see [`super::format`]).
+    pub projection_stored_bytes: u64,
+}
+
+impl QualityReport {
+    /// Quantized over float perplexity.
+    pub fn perplexity_ratio(&self) -> f64 {
+        self.quantized_perplexity / self.float_perplexity
+    }
+
+    /// Stored projection bytes over their `f16` bytes.
+    pub fn projection_bytes_vs_f16(&self) -> f64 {
+        self.projection_stored_bytes as f64 / self.projection_f16_bytes as f64
+    }
 }
 
 /// Next-token log-probabilities of one model over a text.
@@ -92,6 +110,7 @@ pub fn compare_with_float(
     let float = predict(float);
 
     let mut used_scheme = scheme;
+    let (mut projection_f16_bytes, mut projection_stored_bytes) = (0, 0);
     let mut quantized = |t: &mut TensorMap, name: &str, shape: [i64; 2], bias: bool| {
         let weight = t.take(&format!("{name}.weight"), &shape)?;
         let bias = if bias {
@@ -102,6 +121,12 @@ pub fn compare_with_float(
         };
         let weight = QuantLinear::quantize(&weight.to_device(device), scheme, kind)?;
         used_scheme = weight.scheme();
+        projection_f16_bytes += 2 * (shape[0] * shape[1]) as u64;
+        projection_stored_bytes += weight
+            .save_tensors(name)
+            .iter()
+            .map(|(_, t)| tensor_bytes(t))
+            .sum::<u64>();
         Ok(Linear::Quantized { weight, bias })
     };
     let loaded = LoadedCheckpoint::read(
@@ -133,6 +158,8 @@ pub fn compare_with_float(
         mean_kl: kl,
         float_weight_bytes: float.weight_bytes,
         quantized_weight_bytes: quant.weight_bytes,
+        projection_f16_bytes,
+        projection_stored_bytes,
     })
 }
 
@@ -162,30 +189,67 @@ mod tests {
     /// `KAITO_TEST_HF_DIR`:
     /// `KAITO_TEST_HF_DIR=/path/to/smollm2-hf cargo test --release -p kaito-backends
     /// --no-default-features --features quant --lib quant::quality -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn quantized_smollm2_predicts_like_the_float_model() {
-        let dir = std::env::var("KAITO_TEST_HF_DIR")
-            .expect("set KAITO_TEST_HF_DIR to the SmolLM2-135M-Instruct Hugging Face checkpoint");
+    /// The SmolLM2-135M-Instruct Hugging Face checkpoint (`kaito convert` of its Q4_1 GGUF),
+    /// from `KAITO_TEST_HF_DIR`. CI sets it; so must anyone running these tests:
+    /// `KAITO_TEST_HF_DIR=/path/to/smollm2-hf cargo test --release -p kaito-backends
+    /// --no-default-features --features quant --lib quant::quality -- --nocapture`
+    fn smollm2_dir() -> String {
+        std::env::var("KAITO_TEST_HF_DIR").unwrap_or_else(|_| {
+            panic!(
+                "KAITO_TEST_HF_DIR is not set: point it at the SmolLM2-135M-Instruct Hugging \
+                 Face checkpoint (kaito convert --model <SmolLM2 Q4_1 GGUF> --out DIR)"
+            )
+        })
+    }
+
+    /// Compares `scheme` against the float model (f32, CPU, one thread) and prints the report.
+    fn measure(scheme: QuantScheme) -> QualityReport {
         tch::set_num_threads(1);
-        for dtype in ["f32", "bf16"] {
-            let config = EngineConfig {
-                dtype: Some(dtype.into()),
-                ..EngineConfig::default()
-            };
-            for (scheme, min_agreement, max_ppl_ratio) in [
-                // Measured (f32 and bf16): INT8 agrees on ~95% with perplexity +1%; INT4 (groups
-                // of 64 and 128 here) on ~73% with +38%: a 135M model whose weights came from a
-                // Q4_1 GGUF is hard on round-to-nearest INT4.
-                (QuantScheme::Int8, 0.92, 1.03),
-                (QuantScheme::int4(), 0.65, 1.5),
-            ] {
-                let report = compare_with_float(Path::new(&dir), scheme, TEXT, &config).unwrap();
-                println!("{dtype} {report:?}");
-                let ratio = report.quantized_perplexity / report.float_perplexity;
-                assert!(report.top1_agreement >= min_agreement, "{dtype} {report:?}");
-                assert!(ratio <= max_ppl_ratio, "{dtype} {report:?}");
-            }
-        }
+        let config = EngineConfig {
+            dtype: Some("f32".into()),
+            ..EngineConfig::default()
+        };
+        let report = compare_with_float(Path::new(&smollm2_dir()), scheme, TEXT, &config).unwrap();
+        println!(
+            "{scheme}: top-1 {:.1}%, perplexity {:.2} -> {:.2} ({:+.1}%), KL {:.4}, projections {:.3}x f16 bytes",
+            report.top1_agreement * 100.0,
+            report.float_perplexity,
+            report.quantized_perplexity,
+            (report.perplexity_ratio() - 1.0) * 100.0,
+            report.mean_kl,
+            report.projection_bytes_vs_f16(),
+        );
+        report
+    }
+
+    /// INT8: at least 95% top-1 agreement, perplexity within 2%.
+    #[test]
+    fn int8_smollm2_meets_the_quality_targets() {
+        let report = measure(QuantScheme::Int8);
+        assert!(report.top1_agreement >= 0.95, "{report:?}");
+        assert!(report.perplexity_ratio() <= 1.02, "{report:?}");
+        assert!(report.projection_bytes_vs_f16() <= 0.51, "{report:?}");
+    }
+
+    /// INT4 with groups of 32: at least 85% top-1 agreement, perplexity within 10%, at most
+    /// 0.3x of the f16 bytes. (The checkpoint's weights sit on Q4_1's group-32 grid, which the
+    /// search recovers.)
+    #[test]
+    fn int4_g32_smollm2_meets_the_quality_targets() {
+        let report = measure(QuantScheme::Int4 { group_size: 32 });
+        assert!(report.top1_agreement >= 0.85, "{report:?}");
+        assert!(report.perplexity_ratio() <= 1.10, "{report:?}");
+        assert!(report.projection_bytes_vs_f16() <= 0.3, "{report:?}");
+    }
+
+    /// INT4 with the default groups of 128 (64 for SmolLM2's 576-wide inputs) does NOT meet
+    /// the targets on this checkpoint (see docs/backends.md): this pins what it reaches so a
+    /// regression shows.
+    #[test]
+    fn int4_default_smollm2_reaches_its_measured_quality() {
+        let report = measure(QuantScheme::int4());
+        assert!(report.top1_agreement >= 0.60, "{report:?}");
+        assert!(report.perplexity_ratio() <= 1.45, "{report:?}");
+        assert!(report.projection_bytes_vs_f16() <= 0.3, "{report:?}");
     }
 }
