@@ -164,6 +164,16 @@ impl Backend for LlamaCppBackend {
         if request.prompt.is_empty() {
             return Err(kaito_core::Error::request("prompt", "prompt is empty"));
         }
+        if request.prompt.len() as u32 >= self.ctx_size {
+            return Err(kaito_core::Error::request(
+                "prompt",
+                format!(
+                    "the prompt has {} tokens; a sequence's context holds {}",
+                    request.prompt.len(),
+                    self.ctx_size
+                ),
+            ));
+        }
         let (sender, stream) = GenerationStream::channel();
         self.commands
             .send(Command::Generate {

@@ -328,6 +328,16 @@ impl Backend for TorchBackend {
             return Err(kaito_core::Error::request("prompt", "prompt is empty"));
         }
         self.check_tokens("prompt", &request.prompt)?;
+        if request.prompt.len() as u32 >= self.ctx_size {
+            return Err(kaito_core::Error::request(
+                "prompt",
+                format!(
+                    "the prompt has {} tokens; a sequence's context holds {}",
+                    request.prompt.len(),
+                    self.ctx_size
+                ),
+            ));
+        }
         if request.constraint.is_some() {
             return Err(kaito_core::Error::request(
                 "response_format",
