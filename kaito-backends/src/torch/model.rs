@@ -260,7 +260,7 @@ impl LlamaModel {
                         if b == 1 {
                             all.narrow(0, pos_slot(pass), 1).narrow(2, 0, len)
                         } else {
-                            all.index_select(0, slots).narrow(2, 0, len)
+                            all.narrow(2, 0, len).index_select(0, slots)
                         }
                     };
                     (gather(&cache.keys[layer]), gather(&cache.values[layer]))
