@@ -29,6 +29,8 @@ pub enum Command {
     Pull(PullArgs),
     /// Convert a GGUF model into a Hugging Face checkpoint directory (safetensors, config, tokenizer).
     Convert(crate::convert::ConvertArgs),
+    /// Quantize a Hugging Face checkpoint directory (weight-only INT8/INT4) for the quant engine.
+    Quantize(crate::quantize::QuantizeArgs),
     /// Print the kaito.sh CRDs (Workspace, InferenceSet) as multi-document YAML.
     Crd,
     /// Print every Kubernetes object the controller would apply for the Workspaces/InferenceSets in a file.

@@ -6,6 +6,7 @@ mod chat;
 mod convert;
 mod k8s;
 mod logging;
+mod quantize;
 mod runtime;
 mod serve;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a).await,
             Command::Convert(a) => convert::run(a).await,
+            Command::Quantize(a) => quantize::run(a).await,
             Command::Bench(a) => bench::run(a).await,
             Command::Crd => k8s::crd(),
             Command::Render(a) => k8s::render(&a.file),

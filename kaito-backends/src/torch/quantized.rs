@@ -24,11 +24,10 @@ pub fn load(dir: &Path, served_name: &str, config: &EngineConfig) -> Result<Torc
         Some(stored) => {
             let scheme = stored.scheme()?;
             if let Some(asked) = config.quantization.as_deref() {
-                if asked != scheme.name() {
+                if asked.parse::<QuantScheme>()? != scheme {
                     return Err(Error::InvalidSetting(format!(
-                        "quantization `{asked}` was asked for, but {} is a pre-quantized {} checkpoint",
+                        "quantization `{asked}` was asked for, but {} is a pre-quantized {scheme} checkpoint",
                         dir.display(),
-                        scheme.name()
                     )));
                 }
             }
@@ -36,7 +35,7 @@ pub fn load(dir: &Path, served_name: &str, config: &EngineConfig) -> Result<Torc
         }
         None => config.quantization.as_deref().unwrap_or("int8").parse()?,
     };
-    let label = scheme.name().to_uppercase();
+    let label = scheme.to_string().to_uppercase();
     let mut build = |tensors: &mut TensorMap, name: &str, shape: [i64; 2], bias: bool| {
         let quantized_on_disk = stored.as_ref().is_some_and(|c| c.is_quantized(name));
         if stored.is_some() && !quantized_on_disk {
