@@ -1,1 +1,2 @@
-//! Benchmarks live in `core.rs` (`cargo bench -p kaito-benches`); this library is empty.
+//! The criterion benchmarks are the `[[bench]]` targets of this crate (`cargo bench -p kaito-benches`;
+//! `--features quant` adds the torch and quant engines to `decode_step`); this library is empty.
