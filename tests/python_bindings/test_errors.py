@@ -26,7 +26,7 @@ def test_missing_model_file(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_model(tmp_path: Path) -> None:
-    with pytest.raises(kaito.ModelLoadError, match="is not a file"):
+    with pytest.raises(kaito.ModelLoadError, match="is a directory without config.json"):
         kaito.LLM(tmp_path)
 
 
