@@ -10,6 +10,7 @@
 //! it returns [`kaito_core::Error::NotCompiled`] instead of failing to build.
 
 pub mod error;
+pub mod input;
 #[cfg(feature = "llama-cpp")]
 pub mod llama_cpp;
 pub mod logprobs;

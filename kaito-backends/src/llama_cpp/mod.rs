@@ -142,38 +142,14 @@ impl Backend for LlamaCppBackend {
 
     fn detokenize(&self, tokens: &[u32]) -> kaito_core::Result<String> {
         let n_vocab = self.model.n_vocab() as u32;
-        if let Some(bad) = tokens.iter().find(|t| **t >= n_vocab) {
-            return Err(kaito_core::Error::request(
-                "tokens",
-                format!("token id {bad} is outside the vocabulary (size {n_vocab})"),
-            ));
-        }
+        crate::input::check_vocabulary("tokens", "tokens", tokens, n_vocab)?;
         let tokens: Vec<LlamaToken> = tokens.iter().map(|t| LlamaToken(*t as i32)).collect();
         let bytes = self.model.vocab().detokenize(&tokens, false, false);
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
-        let n_vocab = self.model.n_vocab() as u32;
-        if request.prompt.iter().any(|t| *t >= n_vocab) {
-            return Err(kaito_core::Error::request(
-                "prompt",
-                "prompt contains a token id outside the vocabulary",
-            ));
-        }
-        if request.prompt.is_empty() {
-            return Err(kaito_core::Error::request("prompt", "prompt is empty"));
-        }
-        if request.prompt.len() as u32 >= self.ctx_size {
-            return Err(kaito_core::Error::request(
-                "prompt",
-                format!(
-                    "the prompt has {} tokens; a sequence's context holds {}",
-                    request.prompt.len(),
-                    self.ctx_size
-                ),
-            ));
-        }
+        crate::input::check_prompt(&request.prompt, self.model.n_vocab() as u32, self.ctx_size)?;
         let (sender, stream) = GenerationStream::channel();
         self.commands
             .send(Command::Generate {
@@ -186,31 +162,7 @@ impl Backend for LlamaCppBackend {
     }
 
     async fn embed(&self, inputs: Vec<Vec<u32>>) -> kaito_core::Result<Vec<Vec<f32>>> {
-        let n_vocab = self.model.n_vocab() as u32;
-        for (i, input) in inputs.iter().enumerate() {
-            if input.is_empty() {
-                return Err(kaito_core::Error::request(
-                    "input",
-                    format!("input[{i}] is empty"),
-                ));
-            }
-            if input.len() as u32 > self.ctx_size {
-                return Err(kaito_core::Error::request(
-                    "input",
-                    format!(
-                        "input[{i}] has {} tokens, more than the context length {}",
-                        input.len(),
-                        self.ctx_size
-                    ),
-                ));
-            }
-            if input.iter().any(|t| *t >= n_vocab) {
-                return Err(kaito_core::Error::request(
-                    "input",
-                    format!("input[{i}] has a token id outside the vocabulary"),
-                ));
-            }
-        }
+        crate::input::check_embed_inputs(&inputs, self.model.n_vocab() as u32, self.ctx_size)?;
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Embed { inputs, reply })

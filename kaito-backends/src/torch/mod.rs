@@ -264,19 +264,6 @@ impl TorchBackend {
             health,
         })
     }
-
-    fn check_tokens(&self, field: &str, tokens: &[u32]) -> kaito_core::Result<()> {
-        if let Some(bad) = tokens.iter().find(|t| **t >= self.vocab_size) {
-            return Err(kaito_core::Error::request(
-                field,
-                format!(
-                    "token id {bad} is outside the vocabulary (size {})",
-                    self.vocab_size
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[async_trait::async_trait]
@@ -319,25 +306,12 @@ impl Backend for TorchBackend {
     }
 
     fn detokenize(&self, tokens: &[u32]) -> kaito_core::Result<String> {
-        self.check_tokens("tokens", tokens)?;
+        crate::input::check_vocabulary("tokens", "tokens", tokens, self.vocab_size)?;
         Ok(self.tokenizer.decode(tokens)?)
     }
 
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
-        if request.prompt.is_empty() {
-            return Err(kaito_core::Error::request("prompt", "prompt is empty"));
-        }
-        self.check_tokens("prompt", &request.prompt)?;
-        if request.prompt.len() as u32 >= self.ctx_size {
-            return Err(kaito_core::Error::request(
-                "prompt",
-                format!(
-                    "the prompt has {} tokens; a sequence's context holds {}",
-                    request.prompt.len(),
-                    self.ctx_size
-                ),
-            ));
-        }
+        crate::input::check_prompt(&request.prompt, self.vocab_size, self.ctx_size)?;
         if request.constraint.is_some() {
             return Err(kaito_core::Error::request(
                 "response_format",
@@ -359,25 +333,7 @@ impl Backend for TorchBackend {
     }
 
     async fn embed(&self, inputs: Vec<Vec<u32>>) -> kaito_core::Result<Vec<Vec<f32>>> {
-        for (i, input) in inputs.iter().enumerate() {
-            if input.is_empty() {
-                return Err(kaito_core::Error::request(
-                    "input",
-                    format!("input[{i}] is empty"),
-                ));
-            }
-            if input.len() as u32 > self.ctx_size {
-                return Err(kaito_core::Error::request(
-                    "input",
-                    format!(
-                        "input[{i}] has {} tokens, more than the context length {}",
-                        input.len(),
-                        self.ctx_size
-                    ),
-                ));
-            }
-            self.check_tokens("input", input)?;
-        }
+        crate::input::check_embed_inputs(&inputs, self.vocab_size, self.ctx_size)?;
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Embed { inputs, reply })
