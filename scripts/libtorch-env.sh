@@ -18,9 +18,12 @@ if [ -z "${LIBTORCH:-}" ]; then
   dir="${KAITO_LIBTORCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kaito-libtorch/torch-$version}"
   if [ ! -f "$dir/.complete" ]; then
     echo "libtorch: installing torch==$version (slim, no Python dependencies) into $dir" >&2
-    rm -rf "$dir.partial"
-    python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir.partial" \
+    rm -rf "$dir.partial" "$dir.pip"
+    # A private venv only for pip: a system Python may lack pip or refuse installs (PEP 668).
+    python3 -m venv "$dir.pip" >&2
+    "$dir.pip/bin/python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir.partial" \
       "torch==$version" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >&2
+    rm -rf "$dir.pip"
     rm -rf "$dir"
     mv "$dir.partial" "$dir"
     touch "$dir/.complete"
