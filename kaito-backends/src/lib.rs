@@ -9,6 +9,8 @@
 //! [`load`] picks the engine an [`EngineConfig`] names. When that engine was not compiled in,
 //! it returns [`kaito_core::Error::NotCompiled`] instead of failing to build.
 
+#[cfg(any(feature = "llama-cpp", feature = "torch"))]
+mod engine_command;
 pub mod error;
 pub mod input;
 #[cfg(feature = "llama-cpp")]

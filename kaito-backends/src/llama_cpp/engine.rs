@@ -16,7 +16,6 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use kaito_core::{
     EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender,
@@ -29,10 +28,11 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::embed::Embedder;
 use super::sampler;
+use crate::engine_command::{common_prefix, Command, Waiting};
 use crate::error::{Error, Result};
 use crate::scheduler::{self, SeqProgress};
 
@@ -44,25 +44,6 @@ pub(super) struct EngineSettings {
     pub parallel: u32,
     pub batch_size: u32,
     pub deterministic: bool,
-}
-
-/// What the async side asks of the engine thread.
-pub(super) enum Command {
-    Generate {
-        request: Box<GenerateRequest>,
-        sender: GenerationSender,
-        enqueued: Instant,
-    },
-    Embed {
-        inputs: Vec<Vec<u32>>,
-        reply: oneshot::Sender<Result<Vec<Vec<f32>>>>,
-    },
-}
-
-struct Waiting {
-    request: Box<GenerateRequest>,
-    sender: GenerationSender,
-    enqueued: Instant,
 }
 
 /// A sequence occupying one KV-cache sequence id.
@@ -90,10 +71,6 @@ struct SlotCache {
     busy: bool,
     tokens: Vec<u32>,
     last_used: u64,
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 pub(super) fn run(

@@ -22,8 +22,9 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine_command::Command;
 use crate::error::{Error, Result};
-use engine::{Command, EngineSettings};
+use engine::EngineSettings;
 
 /// llama.cpp's process-wide backend, initialised once.
 fn llama_backend() -> &'static LlamaBackend {

@@ -11,18 +11,18 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use kaito_core::{
     EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender,
     TokenLogprob,
 };
 use tch::{Kind, Tensor};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::kv_cache::KvCache;
 use super::model::{token_tensor, LlamaModel, Pass};
 use super::tokenizer::TextTokenizer;
+use crate::engine_command::{common_prefix, Command, Waiting};
 use crate::error::{Error, Result};
 use crate::logprobs::top_logprobs;
 use crate::sampling::Sampler;
@@ -35,25 +35,6 @@ pub(super) struct EngineSettings {
     pub parallel: usize,
     pub batch_size: usize,
     pub deterministic: bool,
-}
-
-/// What the async side asks of the engine thread.
-pub(super) enum Command {
-    Generate {
-        request: Box<GenerateRequest>,
-        sender: GenerationSender,
-        enqueued: Instant,
-    },
-    Embed {
-        inputs: Vec<Vec<u32>>,
-        reply: oneshot::Sender<Result<Vec<Vec<f32>>>>,
-    },
-}
-
-struct Waiting {
-    request: Box<GenerateRequest>,
-    sender: GenerationSender,
-    enqueued: Instant,
 }
 
 struct Sequence {
@@ -90,10 +71,6 @@ pub(super) struct Engine {
     waiting: VecDeque<Waiting>,
     cached_prompt_tokens: u64,
     stats: Arc<Mutex<EngineStats>>,
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl Engine {

@@ -31,10 +31,11 @@ use kaito_core::{
 use tch::{Device, Kind};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine_command::Command;
 use crate::error::{Error, Result};
 use checkpoint::{CheckpointFiles, TensorMap};
 use config::LlamaConfig;
-use engine::{Command, Engine, EngineSettings};
+use engine::{Engine, EngineSettings};
 use model::{LinearBuilder, LlamaModel};
 use tokenizer::TextTokenizer;
 
