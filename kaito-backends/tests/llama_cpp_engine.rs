@@ -35,6 +35,23 @@ fn backend() -> Arc<dyn Backend> {
         .clone()
 }
 
+/// A batch-invariant engine (`deterministic`): the tests that compare exact texts across runs use
+/// it, since the default engine's text may depend on what runs beside it and on which prefix was
+/// cached (the tests in this file run concurrently on the shared engines).
+fn deterministic_backend() -> Arc<dyn Backend> {
+    static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let config = EngineConfig::default()
+                .with_threads(1)
+                .with_ctx_size(1024)
+                .with_parallel(4)
+                .with_deterministic(true);
+            kaito_backends::load(&model_path(), "smollm2", &config).expect("load model")
+        })
+        .clone()
+}
+
 fn chat_prompt(b: &dyn Backend, user: &str) -> Vec<u32> {
     let text = format!("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n");
     b.tokenize(&text, true, true).unwrap()
@@ -91,7 +108,7 @@ async fn greedy_answers_the_capital_of_france() {
 
 #[tokio::test]
 async fn greedy_is_deterministic_and_max_tokens_is_exact() {
-    let b = backend();
+    let b = deterministic_backend();
     let prompt = chat_prompt(&*b, "Write a long story about a dragon.");
     let (a, ids_a, ra) = drain(
         &*b,
@@ -113,7 +130,7 @@ async fn greedy_is_deterministic_and_max_tokens_is_exact() {
 
 #[tokio::test]
 async fn same_seed_same_text_other_seed_other_text() {
-    let b = backend();
+    let b = deterministic_backend();
     let prompt = chat_prompt(&*b, "Invent a name for a cat.");
     let sampled = |seed| SamplingParams {
         temperature: 1.2,
@@ -142,7 +159,7 @@ async fn same_seed_same_text_other_seed_other_text() {
 
 #[tokio::test]
 async fn concurrent_requests_match_their_sequential_answers() {
-    let b = backend();
+    let b = deterministic_backend();
     let questions = [
         "What is the capital of France?",
         "Name a color.",
@@ -442,4 +459,75 @@ async fn concurrent_requests_share_a_cached_prefix_held_by_another_sequence() {
         a.1,
         c.1
     );
+}
+
+#[tokio::test]
+async fn a_finished_prompt_stays_cached_after_other_requests_took_its_sequence_id() {
+    let config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(512)
+        .with_parallel(2);
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let questions = [
+        "Name a planet.",
+        "What colour is grass?",
+        "Say a number.",
+        "Name a fruit.",
+        "What is ice?",
+    ];
+    for q in questions {
+        run_counting_cache(&*b, chat_prompt(&*b, q)).await;
+    }
+    // Four requests ran on the two sequence ids since the first one finished.
+    let first = chat_prompt(&*b, questions[0]);
+    let (_, cached) = run_counting_cache(&*b, first.clone()).await;
+    assert_eq!(
+        cached as usize,
+        first.len() - 1,
+        "all of the first prompt but its last token"
+    );
+}
+
+#[tokio::test]
+async fn kept_prompts_give_their_cells_back_when_running_requests_need_them() {
+    // 2 × 256 cells in all; each request below needs about 230 of them.
+    let config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(256)
+        .with_parallel(2);
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let words = ["river", "stone", "cloud", "maple", "ember", "frost"];
+    let long_prompt = |w: &str| {
+        let text = format!("{w} ").repeat(200);
+        let mut ids = b.tokenize(&text, true, false).unwrap();
+        ids.truncate(200);
+        ids
+    };
+    let to_the_end = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy()
+    };
+    for w in &words[..2] {
+        let (_, ids, _) = drain(
+            &*b,
+            b.generate(request(long_prompt(w), 30, to_the_end.clone()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(ids.len(), 30);
+    }
+    // The kept prompts fill the cells two new long requests need at once.
+    let streams: Vec<_> = words[2..4]
+        .iter()
+        .map(|w| {
+            b.generate(request(long_prompt(w), 50, to_the_end.clone()))
+                .unwrap()
+        })
+        .collect();
+    for (_, ids, reason) in
+        futures::future::join_all(streams.into_iter().map(|s| drain(&*b, s))).await
+    {
+        assert_eq!((ids.len(), reason), (50, FinishReason::Length));
+    }
+    assert!(matches!(b.health(), kaito_core::Health::Healthy));
 }

@@ -6,7 +6,8 @@
 //! at once and free their KV cells.
 //!
 //! By default the KV cache is unified: all sequences share one pool of cells, so one forward pass
-//! serves every sequence of a step (real batching). Concurrent sequences then interleave their
+//! serves every sequence of a step (real batching), and a finished sequence's cells stay behind as
+//! a cached prefix for later requests ([`PrefixCache`]) until the budget or the pool needs them. Concurrent sequences then interleave their
 //! cells, which changes the summation order inside attention and can flip close greedy choices:
 //! a request's text may depend on what runs beside it (as in vLLM or llama-server). With
 //! `deterministic` each sequence gets its own KV stream and its output is identical alone or under
@@ -28,9 +29,11 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
 use tokio::sync::mpsc;
 
 use super::embed::Embedder;
+use super::prefix_cache::PrefixCache;
 use super::sampler;
 use crate::engine_command::{common_prefix, Command, Waiting};
 use crate::error::{Error, Result};
@@ -65,13 +68,8 @@ struct Sequence {
     kv: Vec<u32>,
 }
 
-/// What one sequence id's KV cells hold while no request uses them: kept for prefix reuse.
-#[derive(Debug, Default)]
-struct SlotCache {
-    busy: bool,
-    tokens: Vec<u32>,
-    last_used: u64,
-}
+/// Sequence ids above the running ones, up to llama.cpp's limit in a unified cache, tag kept prompts.
+const MAX_SEQ_IDS: u32 = 256;
 
 pub(super) fn run(
     backend: &'static LlamaBackend,
@@ -104,10 +102,8 @@ pub(super) fn run(
         settings,
         n_ctx_total,
         batch: LlamaBatch::new(settings.batch_size as usize, 1),
-        slots: (0..settings.parallel)
-            .map(|_| SlotCache::default())
-            .collect(),
-        clock: 0,
+        free_ids: (0..settings.parallel as i32).rev().collect(),
+        prefix_cache: prefix_cache_for(&settings, n_ctx_total),
         running: Vec::new(),
         waiting: VecDeque::new(),
         embedder: None,
@@ -150,8 +146,9 @@ struct Engine<'m> {
     settings: EngineSettings,
     n_ctx_total: u32,
     batch: LlamaBatch<'static>,
-    slots: Vec<SlotCache>,
-    clock: u64,
+    /// Sequence ids no running request uses (their cells are empty).
+    free_ids: Vec<i32>,
+    prefix_cache: PrefixCache,
     running: Vec<Sequence>,
     waiting: VecDeque<Waiting>,
     embedder: Option<Embedder<'m>>,
@@ -218,105 +215,81 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Frees a sequence id. Its KV cells are kept, with the tokens they hold, so that a later prompt
-    /// sharing a prefix reuses them (prefix caching); `keep: false` clears them.
+    /// Frees a sequence id. With `keep`, its cells stay in the KV cache under a prefix-cache id,
+    /// with the tokens they hold, so that a later prompt sharing a prefix reuses them.
     fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32, kv: Vec<u32>, keep: bool) {
-        let slot = &mut self.slots[seq_id as usize];
-        slot.busy = false;
         if keep {
-            slot.tokens = kv;
-        } else {
-            slot.tokens.clear();
-            let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
+            if let Some(kept) = self.prefix_cache.insert(kv) {
+                for id in kept.evicted {
+                    clear_seq(ctx, id);
+                }
+                let _ = ctx.copy_kv_cache_seq(seq_id, kept.seq_id, None, None);
+            }
         }
+        clear_seq(ctx, seq_id);
+        self.free_ids.push(seq_id);
     }
 
-    /// The tokens whose KV sequence id `slot` holds now (a running sequence's or an idle slot's).
-    fn tokens_in(&self, slot: usize) -> &[u32] {
-        if self.slots[slot].busy {
-            self.running
-                .iter()
-                .find(|s| s.seq_id == slot as i32)
-                .map_or(&[], |s| &s.kv[..])
-        } else {
-            &self.slots[slot].tokens
-        }
-    }
-
-    /// The sequence id (other than `except`) holding the longest prefix of `prompt`, and its length.
-    fn best_donor(&self, prompt: &[u32], except: usize) -> Option<(usize, usize)> {
-        (0..self.slots.len())
-            .filter(|i| *i != except)
-            .map(|i| (i, common_prefix(self.tokens_in(i), prompt)))
+    /// The running sequence or kept prompt sharing the longest prefix with `prompt`: its sequence id
+    /// and that length.
+    fn best_donor(&mut self, prompt: &[u32]) -> Option<(i32, usize)> {
+        let running = self
+            .running
+            .iter()
+            .map(|s| (s.seq_id, common_prefix(&s.kv, prompt)))
+            .max_by_key(|(_, n)| *n);
+        let kept = self.prefix_cache.longest_prefix(prompt);
+        [running, kept]
+            .into_iter()
+            .flatten()
             .filter(|(_, n)| *n > 0)
             .max_by_key(|(_, n)| *n)
     }
 
-    /// The free sequence id whose cached tokens share the longest prefix with `prompt`
-    /// (least recently used among equals), and that prefix's length.
-    fn pick_slot(&self, prompt: &[u32]) -> Option<(usize, usize)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.busy)
-            .map(|(i, s)| (i, common_prefix(&s.tokens, prompt), s.last_used))
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
-            .map(|(i, common, _)| (i, common))
-    }
-
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
-        while let Some((slot, common)) = self
-            .waiting
-            .front()
-            .and_then(|w| self.pick_slot(&w.request.prompt))
-        {
+        while !self.waiting.is_empty() {
+            let Some(seq_id) = self.free_ids.pop() else {
+                break;
+            };
             let w = self.waiting.pop_front().expect("checked non-empty");
             let sampler = match sampler::build(self.model, &w.request, self.settings.ctx_size) {
                 Ok(s) => s,
                 Err(e) => {
+                    self.free_ids.push(seq_id);
                     w.sender.send(Err(e.into()));
                     continue;
                 }
             };
-            // Reuse the cached prefix, but always recompute at least the last prompt token: its
-            // logits are what the first new token is sampled from.
+            // Reuse the longest cached prefix (shared by id in the unified cache, no data copied),
+            // but always recompute at least the last prompt token: its logits are what the first
+            // new token is sampled from. Deterministic mode recomputes every prompt: reused cells
+            // were computed in other batch shapes (a different matmul kernel for 30 tokens than for
+            // 1), which can flip close calls.
             let last = w.request.prompt.len() - 1;
-            // Deterministic mode recomputes every prompt: reused cells were computed in other batch
-            // shapes (a different matmul kernel for 30 tokens than for 1), which can flip close calls.
-            let mut reuse = if self.settings.deterministic {
-                0
-            } else {
-                common.min(last)
-            };
-            let seq_id = slot as i32;
-            let donor = if self.settings.deterministic {
-                None
-            } else {
-                self.best_donor(&w.request.prompt, slot)
-            };
-            match donor {
-                // Another sequence (running or idle) holds a longer prefix: in the unified cache its
-                // cells are shared with this sequence by id, without copying data.
-                Some((src, shared)) if shared.min(last) > reuse => {
+            let mut reuse = 0;
+            if !self.settings.deterministic {
+                if let Some((donor, shared)) = self.best_donor(&w.request.prompt) {
                     reuse = shared.min(last);
-                    let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
-                    let _ = ctx.copy_kv_cache_seq(src as i32, seq_id, Some(0), Some(reuse as u32));
-                }
-                _ => {
-                    if ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None)
-                        != Ok(true)
+                    if reuse > 0
+                        && ctx
+                            .copy_kv_cache_seq(donor, seq_id, Some(0), Some(reuse as u32))
+                            .is_err()
                     {
-                        let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
                         reuse = 0;
                     }
                 }
             }
-            self.clock += 1;
-            let cache = &mut self.slots[slot];
-            cache.busy = true;
-            cache.last_used = self.clock;
-            cache.tokens.clear();
             self.cached_prompt_tokens += reuse as u64;
+            tracing::trace!(
+                id = %w.request.id,
+                seq_id,
+                prompt = w.request.prompt.len(),
+                reuse,
+                queued_ms = w.enqueued.elapsed().as_secs_f64() * 1e3,
+                kept_prompts = self.prefix_cache.len(),
+                kept_tokens = self.prefix_cache.tokens(),
+                "admitted"
+            );
             w.sender.send(Ok(GenerationEvent::Started {
                 queue_time: w.enqueued.elapsed(),
                 cached_prompt_tokens: reuse as u32,
@@ -386,8 +359,14 @@ impl<'m> Engine<'m> {
         if used == 0 {
             return Ok(());
         }
-        ctx.decode(&mut self.batch)
-            .map_err(|e| Error::Decode(e.to_string()))?;
+        let started = std::time::Instant::now();
+        self.decode(ctx)?;
+        tracing::trace!(
+            decode = plan.decode.len(),
+            prefill = used - plan.decode.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "step"
+        );
 
         let mut finished = Vec::new();
         for (i, seq) in self.running.iter_mut().enumerate() {
@@ -436,6 +415,21 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
+    /// Decodes the batch; when the KV cache has no room left, kept prompts give their cells back,
+    /// least recently used first, until it fits.
+    fn decode(&mut self, ctx: &mut LlamaContext<'_>) -> Result<()> {
+        loop {
+            match ctx.decode(&mut self.batch) {
+                Ok(()) => return Ok(()),
+                Err(DecodeError::NoKvCacheSlot) => match self.prefix_cache.evict_lru() {
+                    Some(id) => clear_seq(ctx, id),
+                    None => return Err(Error::Decode(DecodeError::NoKvCacheSlot.to_string())),
+                },
+                Err(e) => return Err(Error::Decode(e.to_string())),
+            }
+        }
+    }
+
     fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {
         for seq in std::mem::take(&mut self.running) {
             seq.sender
@@ -443,4 +437,21 @@ impl<'m> Engine<'m> {
             self.release(ctx, seq.seq_id, Vec::new(), false);
         }
     }
+}
+
+/// The prefix cache: none in deterministic mode (each sequence has its own KV stream there),
+/// otherwise the sequence ids above the running ones and at most a quarter of the cells (at least
+/// one sequence's context), since every kept cell widens the range attention scans at each step.
+fn prefix_cache_for(settings: &EngineSettings, n_ctx_total: u32) -> PrefixCache {
+    let first = settings.parallel.min(MAX_SEQ_IDS) as i32;
+    if settings.deterministic {
+        return PrefixCache::new(first..first, 0);
+    }
+    let budget = (n_ctx_total / 4).max(settings.ctx_size) as usize;
+    PrefixCache::new(first..MAX_SEQ_IDS as i32, budget)
+}
+
+/// Releases every cell of one sequence id.
+fn clear_seq(ctx: &mut LlamaContext<'_>, seq_id: i32) {
+    let _ = ctx.clear_kv_cache_seq(Some(seq_id as u32), None, None);
 }

@@ -6,6 +6,7 @@
 
 mod embed;
 mod engine;
+mod prefix_cache;
 mod sampler;
 
 use std::path::Path;
