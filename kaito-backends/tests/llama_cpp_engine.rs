@@ -489,7 +489,7 @@ async fn a_finished_prompt_stays_cached_after_other_requests_took_its_sequence_i
 }
 
 #[tokio::test]
-async fn kept_prompts_give_their_cells_back_when_running_requests_need_them() {
+async fn kept_prompts_leave_the_kv_cells_to_running_requests() {
     // 2 × 256 cells in all; each request below needs about 230 of them.
     let config = EngineConfig::default()
         .with_threads(1)
@@ -516,7 +516,7 @@ async fn kept_prompts_give_their_cells_back_when_running_requests_need_them() {
         .await;
         assert_eq!(ids.len(), 30);
     }
-    // The kept prompts fill the cells two new long requests need at once.
+    // Two new long requests need every cell at once, while two finished prompts are kept.
     let streams: Vec<_> = words[2..4]
         .iter()
         .map(|w| {

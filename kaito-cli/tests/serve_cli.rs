@@ -307,3 +307,61 @@ fn generate_and_chat_answer_from_the_terminal() {
         "two answers expected: {answers}"
     );
 }
+
+#[test]
+fn bench_sweeps_a_server_and_reports_every_level() {
+    let server = start(&[]);
+    let json_path = std::env::temp_dir().join(format!("kaito-bench-{}.json", std::process::id()));
+    let out = Command::new(KAITO)
+        .args([
+            "bench",
+            "--target",
+            &format!("kaito={}", server.base),
+            "--model",
+            "smollm2",
+            "--concurrency",
+            "1,2",
+            "--requests",
+            "2",
+            "--max-tokens",
+            "4",
+            "--workload",
+            "shared-prefix",
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .expect("run kaito bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| kaito | 2 | 4 | 0 |"), "{table}");
+    let levels: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json_path);
+    let levels = levels.as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (level, (concurrency, requests)) in levels.iter().zip([(1, 2), (2, 4)]) {
+        assert_eq!(level["concurrency"], concurrency);
+        assert_eq!(level["requests"], requests);
+        assert_eq!(level["errors"], 0, "{level}");
+        assert!(level["output_tok_s"].as_f64().unwrap() > 0.0, "{level}");
+        assert!(level["ttft_p50_ms"].as_f64().unwrap() > 0.0, "{level}");
+    }
+    // 6 requests of 4 tokens each (`ignore_eos`), all counted by the server.
+    let (_, metrics) = get(&format!("{}/metrics", server.base));
+    assert!(
+        metrics.contains("vllm:generation_tokens_total{model_name=\"smollm2\"} 24"),
+        "{metrics}"
+    );
+
+    let out = Command::new(KAITO)
+        .args(["bench", "--target", "kaito", "--concurrency", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--target"), "{err}");
+}

@@ -6,8 +6,9 @@
 //! at once and free their KV cells.
 //!
 //! By default the KV cache is unified: all sequences share one pool of cells, so one forward pass
-//! serves every sequence of a step (real batching), and a finished sequence's cells stay behind as
-//! a cached prefix for later requests ([`PrefixCache`]) until the budget or the pool needs them. Concurrent sequences then interleave their
+//! serves every sequence of a step (real batching), and a new sequence shares the cells of any
+//! running one holding the same prefix. A finished sequence's KV is copied to host memory
+//! ([`PrefixCache`]) and restored for a later prompt sharing a prefix. Concurrent sequences then interleave their
 //! cells, which changes the summation order inside attention and can flip close greedy choices:
 //! a request's text may depend on what runs beside it (as in vLLM or llama-server). With
 //! `deterministic` each sequence gets its own KV stream and its output is identical alone or under
@@ -23,13 +24,13 @@ use kaito_core::{
     Health,
 };
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::DecodeError;
 use tokio::sync::mpsc;
 
 use super::embed::Embedder;
@@ -68,8 +69,9 @@ struct Sequence {
     kv: Vec<u32>,
 }
 
-/// Sequence ids above the running ones, up to llama.cpp's limit in a unified cache, tag kept prompts.
-const MAX_SEQ_IDS: u32 = 256;
+/// Host memory for finished prompts' KV (llama-server keeps 8 GiB by default; 1 GiB holds ~45,000
+/// tokens of SmolLM2-135M or ~2,000 of a 7B Llama).
+const PREFIX_CACHE_BYTES: usize = 1 << 30;
 
 pub(super) fn run(
     backend: &'static LlamaBackend,
@@ -103,7 +105,11 @@ pub(super) fn run(
         n_ctx_total,
         batch: LlamaBatch::new(settings.batch_size as usize, 1),
         free_ids: (0..settings.parallel as i32).rev().collect(),
-        prefix_cache: prefix_cache_for(&settings, n_ctx_total),
+        prefix_cache: PrefixCache::new(if settings.deterministic {
+            0
+        } else {
+            PREFIX_CACHE_BYTES
+        }),
         running: Vec::new(),
         waiting: VecDeque::new(),
         embedder: None,
@@ -148,7 +154,7 @@ struct Engine<'m> {
     batch: LlamaBatch<'static>,
     /// Sequence ids no running request uses (their cells are empty).
     free_ids: Vec<i32>,
-    prefix_cache: PrefixCache,
+    prefix_cache: PrefixCache<SeqState>,
     running: Vec<Sequence>,
     waiting: VecDeque<Waiting>,
     embedder: Option<Embedder<'m>>,
@@ -215,35 +221,58 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Frees a sequence id. With `keep`, its cells stay in the KV cache under a prefix-cache id,
-    /// with the tokens they hold, so that a later prompt sharing a prefix reuses them.
+    /// Frees a sequence id and its cells. With `keep`, the KV of the tokens it holds is first
+    /// copied to the prefix cache, for a later prompt sharing a prefix.
     fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32, kv: Vec<u32>, keep: bool) {
-        if keep {
-            if let Some(kept) = self.prefix_cache.insert(kv) {
-                for id in kept.evicted {
-                    clear_seq(ctx, id);
+        if keep && self.prefix_cache.enabled() && !kv.is_empty() && !self.prefix_cache.covers(&kv) {
+            match ctx.state_seq_get(seq_id, LlamaStateSeqFlags::empty()) {
+                Ok(saved) => {
+                    let bytes = saved.byte_len();
+                    self.prefix_cache.insert(kv, saved, bytes);
                 }
-                let _ = ctx.copy_kv_cache_seq(seq_id, kept.seq_id, None, None);
+                Err(e) => tracing::warn!(error = %e, "could not save a finished prompt's KV"),
             }
         }
         clear_seq(ctx, seq_id);
         self.free_ids.push(seq_id);
     }
 
-    /// The running sequence or kept prompt sharing the longest prefix with `prompt`: its sequence id
-    /// and that length.
-    fn best_donor(&mut self, prompt: &[u32]) -> Option<(i32, usize)> {
-        let running = self
+    /// Gives the new sequence `seq_id` the longest cached prefix of `prompt` it can (at most
+    /// `limit` tokens): shared by id from a running sequence, or restored from the prefix cache when
+    /// that holds more. Returns how many tokens it got.
+    fn reuse_prefix(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        seq_id: i32,
+        prompt: &[u32],
+        limit: usize,
+    ) -> usize {
+        let (donor, shared) = self
             .running
             .iter()
-            .map(|s| (s.seq_id, common_prefix(&s.kv, prompt)))
-            .max_by_key(|(_, n)| *n);
-        let kept = self.prefix_cache.longest_prefix(prompt);
-        [running, kept]
-            .into_iter()
-            .flatten()
-            .filter(|(_, n)| *n > 0)
+            .map(|s| (s.seq_id, common_prefix(&s.kv, prompt).min(limit)))
             .max_by_key(|(_, n)| *n)
+            .unwrap_or((-1, 0));
+        if let Some((saved, kept)) = self.prefix_cache.longest_prefix(prompt) {
+            let kept = kept.min(limit);
+            if kept > shared {
+                let restored = ctx.state_seq_set(saved, seq_id).is_ok()
+                    && ctx.clear_kv_cache_seq(Some(seq_id as u32), Some(kept as u32), None)
+                        == Ok(true);
+                if restored {
+                    return kept;
+                }
+                clear_seq(ctx, seq_id);
+            }
+        }
+        if shared > 0
+            && ctx
+                .copy_kv_cache_seq(donor, seq_id, Some(0), Some(shared as u32))
+                .is_ok()
+        {
+            return shared;
+        }
+        0
     }
 
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
@@ -260,25 +289,16 @@ impl<'m> Engine<'m> {
                     continue;
                 }
             };
-            // Reuse the longest cached prefix (shared by id in the unified cache, no data copied),
-            // but always recompute at least the last prompt token: its logits are what the first
-            // new token is sampled from. Deterministic mode recomputes every prompt: reused cells
-            // were computed in other batch shapes (a different matmul kernel for 30 tokens than for
-            // 1), which can flip close calls.
+            // Reuse the longest cached prefix, but always recompute at least the last prompt token:
+            // its logits are what the first new token is sampled from. Deterministic mode recomputes
+            // every prompt: reused cells were computed in other batch shapes (a different matmul
+            // kernel for 30 tokens than for 1), which can flip close calls.
             let last = w.request.prompt.len() - 1;
-            let mut reuse = 0;
-            if !self.settings.deterministic {
-                if let Some((donor, shared)) = self.best_donor(&w.request.prompt) {
-                    reuse = shared.min(last);
-                    if reuse > 0
-                        && ctx
-                            .copy_kv_cache_seq(donor, seq_id, Some(0), Some(reuse as u32))
-                            .is_err()
-                    {
-                        reuse = 0;
-                    }
-                }
-            }
+            let reuse = if self.settings.deterministic {
+                0
+            } else {
+                self.reuse_prefix(ctx, seq_id, &w.request.prompt, last)
+            };
             self.cached_prompt_tokens += reuse as u64;
             tracing::trace!(
                 id = %w.request.id,
@@ -287,7 +307,7 @@ impl<'m> Engine<'m> {
                 reuse,
                 queued_ms = w.enqueued.elapsed().as_secs_f64() * 1e3,
                 kept_prompts = self.prefix_cache.len(),
-                kept_tokens = self.prefix_cache.tokens(),
+                kept_bytes = self.prefix_cache.bytes(),
                 "admitted"
             );
             w.sender.send(Ok(GenerationEvent::Started {
@@ -360,7 +380,8 @@ impl<'m> Engine<'m> {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        self.decode(ctx)?;
+        ctx.decode(&mut self.batch)
+            .map_err(|e| Error::Decode(e.to_string()))?;
         tracing::trace!(
             decode = plan.decode.len(),
             prefill = used - plan.decode.len(),
@@ -415,21 +436,6 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// Decodes the batch; when the KV cache has no room left, kept prompts give their cells back,
-    /// least recently used first, until it fits.
-    fn decode(&mut self, ctx: &mut LlamaContext<'_>) -> Result<()> {
-        loop {
-            match ctx.decode(&mut self.batch) {
-                Ok(()) => return Ok(()),
-                Err(DecodeError::NoKvCacheSlot) => match self.prefix_cache.evict_lru() {
-                    Some(id) => clear_seq(ctx, id),
-                    None => return Err(Error::Decode(DecodeError::NoKvCacheSlot.to_string())),
-                },
-                Err(e) => return Err(Error::Decode(e.to_string())),
-            }
-        }
-    }
-
     fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {
         for seq in std::mem::take(&mut self.running) {
             seq.sender
@@ -437,18 +443,6 @@ impl<'m> Engine<'m> {
             self.release(ctx, seq.seq_id, Vec::new(), false);
         }
     }
-}
-
-/// The prefix cache: none in deterministic mode (each sequence has its own KV stream there),
-/// otherwise the sequence ids above the running ones and at most a quarter of the cells (at least
-/// one sequence's context), since every kept cell widens the range attention scans at each step.
-fn prefix_cache_for(settings: &EngineSettings, n_ctx_total: u32) -> PrefixCache {
-    let first = settings.parallel.min(MAX_SEQ_IDS) as i32;
-    if settings.deterministic {
-        return PrefixCache::new(first..first, 0);
-    }
-    let budget = (n_ctx_total / 4).max(settings.ctx_size) as usize;
-    PrefixCache::new(first..MAX_SEQ_IDS as i32, budget)
 }
 
 /// Releases every cell of one sequence id.

@@ -80,14 +80,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 fn sweep(args: &BenchArgs, targets: &[(String, String)]) -> Result<Vec<LevelReport>> {
     let workload = Workload::new(args.workload);
     let mut reports = Vec::new();
+    // Every target gets the same prompts at a level, and no prompt comes back at a later level:
+    // servers keep finished prompts cached, so repeating them would measure cache hits on the
+    // previous level's requests rather than serving.
+    let mut first = 0;
     for &concurrency in &args.concurrency {
+        let n = args.requests.max(2 * concurrency);
         for (name, url) in targets {
-            let n = args.requests.max(2 * concurrency);
             eprintln!("bench: {name} concurrency {concurrency}, {n} requests");
-            let report = level(args, &workload, name, url, concurrency, n);
+            let report = level(args, &workload, name, url, concurrency, first..first + n);
             eprintln!("  {}", report.one_line());
             reports.push(report);
         }
+        first += n;
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
@@ -101,9 +106,10 @@ fn level(
     name: &str,
     url: &str,
     concurrency: usize,
-    n: usize,
+    prompts: std::ops::Range<usize>,
 ) -> LevelReport {
-    let next = Arc::new(Mutex::new(0usize));
+    let (n, end) = (prompts.len(), prompts.end);
+    let next = Arc::new(Mutex::new(prompts.start));
     let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -113,7 +119,7 @@ fn level(
             scope.spawn(move || loop {
                 let i = {
                     let mut g = next.lock().expect("counter");
-                    if *g >= n {
+                    if *g >= end {
                         break;
                     }
                     *g += 1;

@@ -65,7 +65,7 @@ impl Workload {
         Self { kind }
     }
 
-    /// The messages of request `i`.
+    /// The messages of request `i` (the index within the whole run: no two requests of a run are alike).
     pub fn messages(&self, i: usize) -> Vec<Value> {
         match self.kind {
             WorkloadKind::Distinct => vec![json!({
@@ -77,5 +77,23 @@ impl Workload {
                 json!({"role": "user", "content": format!("{} (ticket {i})", QUESTIONS[i % QUESTIONS.len()])}),
             ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_requests_of_a_run_are_alike_and_shared_prefix_shares_the_system_prompt() {
+        for kind in [WorkloadKind::Distinct, WorkloadKind::SharedPrefix] {
+            let workload = Workload::new(kind);
+            let all: std::collections::HashSet<String> = (0..200)
+                .map(|i| serde_json::to_string(&workload.messages(i)).unwrap())
+                .collect();
+            assert_eq!(all.len(), 200, "{kind:?}");
+        }
+        let shared = Workload::new(WorkloadKind::SharedPrefix);
+        assert_eq!(shared.messages(3)[0], shared.messages(150)[0]);
     }
 }
