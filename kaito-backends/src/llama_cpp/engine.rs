@@ -5,18 +5,25 @@
 //! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
 //! at once and free their KV cells.
 //!
-//! By default the KV cache is unified: all sequences share one pool of cells, so one forward pass
-//! serves every sequence of a step (real batching), and a new sequence shares the cells of any
-//! running one holding the same prefix. A finished sequence's KV is copied to host memory
-//! ([`PrefixCache`]) and restored for a later prompt sharing a prefix. Concurrent sequences then interleave their
-//! cells, which changes the summation order inside attention and can flip close greedy choices:
-//! a request's text may depend on what runs beside it (as in vLLM or llama-server). With
-//! `deterministic` each sequence gets its own KV stream and its output is identical alone or under
-//! load (tested: `concurrent_requests_match_their_sequential_answers`), but llama.cpp then splits a
-//! step into one micro-batch per sequence, so batching no longer speeds decoding up.
+//! Each sequence id has its own KV stream (ctx-size cells), as in llama-server: attention at a
+//! step reads only a sequence's own cells. (A unified pool shared by all sequences was the first
+//! design; llama.cpp's attention then walks every cell of the pool up to the highest one used for
+//! every sequence, which cost ~10% of each step at 8 sequences — see docs/performance.md.)
+//! Running sequences take the lowest free ids and enter the batch in id order, so llama.cpp decodes
+//! all of them in one micro-batch. A new sequence starts from the longest prefix of its prompt that
+//! a running sequence or the host-memory [`PrefixCache`] of finished prompts holds, copied into its
+//! stream, and computes only the rest.
+//!
+//! Reused prefixes and shared micro-batches change a request's arithmetic slightly (other kernels
+//! for other batch shapes), which can flip close greedy choices: a request's text may depend on
+//! what ran before or beside it, as in vLLM or llama-server. With `deterministic` every prompt is
+//! computed from scratch and every sequence decoded in its own micro-batch, so its output is
+//! identical alone or under load (tested: `concurrent_requests_match_their_sequential_answers`),
+//! at the price of batching.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use kaito_core::{
@@ -69,9 +76,9 @@ struct Sequence {
     kv: Vec<u32>,
 }
 
-/// Host memory for finished prompts' KV (llama-server keeps 8 GiB by default; 1 GiB holds ~45,000
-/// tokens of SmolLM2-135M or ~2,000 of a 7B Llama).
-const PREFIX_CACHE_BYTES: usize = 1 << 30;
+/// Host memory for finished prompts' KV (llama-server keeps up to 8 GiB by default; 256 MiB hold
+/// ~11,000 tokens of SmolLM2-135M or ~500 of a 7B Llama).
+const PREFIX_CACHE_BYTES: usize = 256 << 20;
 
 pub(super) fn run(
     backend: &'static LlamaBackend,
@@ -88,7 +95,7 @@ pub(super) fn run(
         .with_n_batch(settings.batch_size)
         .with_n_ubatch(settings.batch_size)
         .with_n_seq_max(settings.parallel)
-        .with_kv_unified(!settings.deterministic)
+        .with_kv_unified(false)
         .with_n_threads(settings.threads)
         .with_n_threads_batch(settings.threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -234,12 +241,15 @@ impl<'m> Engine<'m> {
             }
         }
         clear_seq(ctx, seq_id);
+        // Lowest ids first, so that running sequences keep consecutive ids: llama.cpp puts only
+        // consecutive KV streams into one micro-batch.
         self.free_ids.push(seq_id);
+        self.free_ids.sort_unstable_by(|a, b| b.cmp(a));
     }
 
     /// Gives the new sequence `seq_id` the longest cached prefix of `prompt` it can (at most
-    /// `limit` tokens): shared by id from a running sequence, or restored from the prefix cache when
-    /// that holds more. Returns how many tokens it got.
+    /// `limit` tokens), copied into its KV stream from a running sequence or from the prefix
+    /// cache. Returns how many tokens it got.
     fn reuse_prefix(
         &mut self,
         ctx: &mut LlamaContext<'_>,
@@ -253,26 +263,32 @@ impl<'m> Engine<'m> {
             .map(|s| (s.seq_id, common_prefix(&s.kv, prompt).min(limit)))
             .max_by_key(|(_, n)| *n)
             .unwrap_or((-1, 0));
-        if let Some((saved, kept)) = self.prefix_cache.longest_prefix(prompt) {
-            let kept = kept.min(limit);
-            if kept > shared {
-                let restored = ctx.state_seq_set(saved, seq_id).is_ok()
-                    && ctx.clear_kv_cache_seq(Some(seq_id as u32), Some(kept as u32), None)
-                        == Ok(true);
-                if restored {
-                    return kept;
-                }
+        let kept = self
+            .prefix_cache
+            .longest_prefix(prompt)
+            .map(|(saved, n)| (saved, n.min(limit)))
+            .filter(|(_, n)| *n > shared);
+        let restored = match kept {
+            Some((saved, n)) => ctx.state_seq_set(saved, seq_id).is_ok().then_some(n),
+            None if shared > 0 => ctx
+                .state_seq_get(donor, LlamaStateSeqFlags::empty())
+                .and_then(|saved| ctx.state_seq_set(&saved, seq_id))
+                .is_ok()
+                .then_some(shared),
+            None => None,
+        };
+        match restored {
+            Some(n)
+                if ctx.clear_kv_cache_seq(Some(seq_id as u32), Some(n as u32), None)
+                    == Ok(true) =>
+            {
+                n
+            }
+            _ => {
                 clear_seq(ctx, seq_id);
+                0
             }
         }
-        if shared > 0
-            && ctx
-                .copy_kv_cache_seq(donor, seq_id, Some(0), Some(shared as u32))
-                .is_ok()
-        {
-            return shared;
-        }
-        0
     }
 
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
@@ -332,6 +348,7 @@ impl<'m> Engine<'m> {
 
     /// One decode step over every running sequence, as [`scheduler::plan_step`] plans it.
     fn step(&mut self, ctx: &mut LlamaContext<'_>) -> Result<()> {
+        self.running.sort_unstable_by_key(|s| s.seq_id);
         let progress: Vec<SeqProgress> = self
             .running
             .iter()
@@ -342,24 +359,72 @@ impl<'m> Engine<'m> {
             })
             .collect();
         let plan = scheduler::plan_step(&progress, self.settings.batch_size as usize);
+        let mut chunks = vec![None; self.running.len()];
+        for (i, range) in &plan.prefill {
+            chunks[*i] = Some(range.clone());
+        }
+        // One micro-batch for all sequences; in deterministic mode one per sequence, so that a
+        // sequence's arithmetic never depends on what runs beside it.
+        let all: Vec<usize> = (0..self.running.len()).collect();
+        let groups: Vec<&[usize]> = if self.settings.deterministic {
+            all.chunks(1).collect()
+        } else {
+            vec![&all[..]]
+        };
+        let mut finished = Vec::new();
+        for group in groups {
+            let used = self.fill_batch(group, &chunks)?;
+            if used == 0 {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            ctx.decode(&mut self.batch)
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            tracing::trace!(
+                sequences = group.len(),
+                tokens = used,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "decoded"
+            );
+            self.sample(ctx, group, &mut finished);
+        }
+        // Free the sequences and publish the figures before telling clients, so that anyone who
+        // sees a response finish also sees it gone from the running count.
+        let mut done = Vec::with_capacity(finished.len());
+        for (i, reason) in finished.into_iter().rev() {
+            let seq = self.running.swap_remove(i);
+            self.release(ctx, seq.seq_id, seq.kv, true);
+            done.push((seq.sender, reason));
+        }
+        if !done.is_empty() {
+            self.publish();
+        }
+        for (sender, reason) in done {
+            sender.send(Ok(GenerationEvent::Finished { reason }));
+        }
+        Ok(())
+    }
+
+    /// Puts the next tokens of the sequences `group` (indices into `running`, in sequence-id order)
+    /// into the batch: a decoding sequence's last token, or its planned prompt chunk. Returns the
+    /// number of tokens. Consecutive KV streams in id order make one micro-batch in llama.cpp.
+    fn fill_batch(&mut self, group: &[usize], chunks: &[Option<Range<usize>>]) -> Result<usize> {
         self.batch.clear();
         let mut used = 0usize;
-        for seq in self.running.iter_mut() {
-            seq.logits_at = None;
-        }
-        for &i in &plan.decode {
+        for &i in group {
             let seq = &mut self.running[i];
-            let token = seq.last.expect("planned for decoding");
-            self.batch
-                .add(token, seq.n_past, &[seq.seq_id], true)
-                .map_err(|e| Error::Decode(e.to_string()))?;
-            seq.logits_at = Some(used as i32);
-            seq.kv.push(token.0 as u32);
-            seq.n_past += 1;
-            used += 1;
-        }
-        for (i, range) in &plan.prefill {
-            let seq = &mut self.running[*i];
+            seq.logits_at = None;
+            let Some(range) = chunks[i].clone() else {
+                let Some(token) = seq.last else { continue };
+                self.batch
+                    .add(token, seq.n_past, &[seq.seq_id], true)
+                    .map_err(|e| Error::Decode(e.to_string()))?;
+                seq.logits_at = Some(used as i32);
+                seq.kv.push(token.0 as u32);
+                seq.n_past += 1;
+                used += 1;
+                continue;
+            };
             let prompt_len = seq.request.prompt.len();
             for k in range.clone() {
                 let token = seq.request.prompt[k];
@@ -376,21 +441,19 @@ impl<'m> Engine<'m> {
             }
             seq.prefilled = range.end;
         }
-        if used == 0 {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        ctx.decode(&mut self.batch)
-            .map_err(|e| Error::Decode(e.to_string()))?;
-        tracing::trace!(
-            decode = plan.decode.len(),
-            prefill = used - plan.decode.len(),
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "step"
-        );
+        Ok(used)
+    }
 
-        let mut finished = Vec::new();
-        for (i, seq) in self.running.iter_mut().enumerate() {
+    /// Samples the next token of every sequence of `group` whose logits the last decode produced,
+    /// sends it, and notes in `finished` the sequences that end here.
+    fn sample(
+        &mut self,
+        ctx: &LlamaContext<'_>,
+        group: &[usize],
+        finished: &mut Vec<(usize, FinishReason)>,
+    ) {
+        for &i in group {
+            let seq = &mut self.running[i];
             let Some(at) = seq.logits_at else { continue };
             let step_logprobs = seq
                 .request
@@ -419,21 +482,6 @@ impl<'m> Engine<'m> {
                 finished.push((i, FinishReason::Length));
             }
         }
-        // Free the sequences and publish the figures before telling clients, so that anyone who
-        // sees a response finish also sees it gone from the running count.
-        let mut done = Vec::with_capacity(finished.len());
-        for (i, reason) in finished.into_iter().rev() {
-            let seq = self.running.swap_remove(i);
-            self.release(ctx, seq.seq_id, seq.kv, true);
-            done.push((seq.sender, reason));
-        }
-        if !done.is_empty() {
-            self.publish();
-        }
-        for (sender, reason) in done {
-            sender.send(Ok(GenerationEvent::Finished { reason }));
-        }
-        Ok(())
     }
 
     fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {

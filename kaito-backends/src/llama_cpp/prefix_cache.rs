@@ -1,14 +1,11 @@
 //! Finished prompts kept in host memory for later requests (prefix caching beyond the running
 //! sequences).
 //!
-//! Running sequences share prefixes with each other inside the unified KV cache by sequence id, at
-//! no cost. A finished sequence, though, must give its cells back: cells kept in the pool scatter
-//! over it and widen the range attention scans at every step (llama.cpp attends over every cell
-//! up to the highest one used), which measurably slowed decoding. So, as llama-server does, a
-//! finished sequence's KV is copied out to host memory with the tokens it holds; a later prompt
-//! sharing a prefix restores it into its own cells instead of recomputing it. This module is the
-//! bookkeeping: which entry shares the longest prefix, and which to drop, least recently used
-//! first, when the byte budget is reached. The payload (the saved KV) is opaque here.
+//! A finished sequence's KV stream is freed for the next request, but first its KV is copied out
+//! to host memory with the tokens it holds (as llama-server does); a later prompt sharing a prefix
+//! restores it into its own stream instead of recomputing it. This module is the bookkeeping: which
+//! entry shares the longest prefix, and which to drop, least recently used first, when the byte
+//! budget is reached. The payload (the saved KV) is opaque here.
 
 use crate::engine_command::common_prefix;
 
