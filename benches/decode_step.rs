@@ -12,7 +12,7 @@
 //! `torch` or `quant` feature).
 //!
 //! A measured iteration is one decode step: every sequence gets one new token. Each run starts
-//! the sequences (engine defaults: unified KV, batching), waits until all have their first token
+//! the sequences (engine defaults: batching, prefix reuse), waits until all have their first token
 //! (prompt processing is not timed), then times the remaining 16 to 256 steps through the
 //! `Backend` trait's token streams. The reported throughput is tokens per second (batch × steps).
 #![allow(missing_docs)] // criterion_group! generates undocumented items.

@@ -2,8 +2,9 @@
 # Runs the `kaito bench` concurrency sweep against `kaito serve` and llama.cpp's `llama-server`, alternately
 # level by level, with the same model (SmolLM2-135M-Instruct Q4_1), 1 thread, 8 parallel sequences and a
 # 2048-token context per sequence; prints both tables with ratios (kaito ÷ llama-server).
-#   scripts/bench-vs-llama-server.sh [--concurrency 1,2,4,8,16,32] [--requests 8] [--max-tokens 64]
-# Results (JSON) land in target/bench/.
+#   [BENCH_RUNS=3] scripts/bench-vs-llama-server.sh [--concurrency 1,2,4,8,16,32] [--requests 8] [--max-tokens 64]
+# With BENCH_RUNS > 1 the sweep is repeated against the same servers (new prompts each run) and the
+# median ratios are printed. Results (JSON) land in target/bench/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,7 +26,7 @@ target/release/kaito serve --model "$model" --served-model-name smollm2-135m-ins
 kpid=$!
 # llama-server's -c is the total context, split across its -np slots.
 "$peer" -m "$model" --host 127.0.0.1 --port "$lport" -t "$threads" -tb "$threads" -np "$parallel" \
-  -c $((ctx * parallel)) >"$out/llama-server.log" 2>&1 &
+  -c $((ctx * parallel)) --metrics >"$out/llama-server.log" 2>&1 &
 lpid=$!
 trap 'kill $kpid $lpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
@@ -40,10 +41,55 @@ wait_ready() {
 wait_ready "http://127.0.0.1:$kport/ready"
 wait_ready "http://127.0.0.1:$lport/health"
 
+# The sum of a Prometheus counter's samples at URL/metrics.
+counter() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d", s }'; }
+# Prompt tokens each server computed and reused from its cache, as its own metrics count them.
+prompt_work() {
+  local k="http://127.0.0.1:$kport" l="http://127.0.0.1:$lport"
+  local kp kc lp lc
+  kp=$(counter "$k" vllm:prompt_tokens_total)
+  kc=$(counter "$k" vllm:prefix_cache_hits_total)
+  lp=$(counter "$l" llamacpp:prompt_tokens_total)
+  lc=$(counter "$l" llamacpp:prompt_tokens_cached_total)
+  echo "$((kp - kc)) $kc $lp $lc"
+}
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads parallel=$parallel ctx/seq=$ctx"
+runs="${BENCH_RUNS:-1}"
 for workload in distinct shared-prefix; do
   echo
   echo "## workload: $workload"
-  target/release/kaito bench --target "kaito=http://127.0.0.1:$kport" --target "llama-server=http://127.0.0.1:$lport" \
-    --workload "$workload" --json "$out/$workload.json" "$@"
+  read -r k0 kc0 l0 lc0 < <(prompt_work)
+  for run in $(seq 1 "$runs"); do
+    [ "$runs" = 1 ] || echo "### run $run of $runs"
+    target/release/kaito bench --target "kaito=http://127.0.0.1:$kport" --target "llama-server=http://127.0.0.1:$lport" \
+      --workload "$workload" --prompt-offset $(((run - 1) * 1000)) --json "$out/$workload-$run.json" "$@"
+  done
+  read -r k1 kc1 l1 lc1 < <(prompt_work)
+  echo
+  echo "prompt tokens computed (reused from cache) over the sweep: kaito $((k1 - k0)) ($((kc1 - kc0))), llama-server $((l1 - l0)) ($((lc1 - lc0)))"
+  if [ "$runs" != 1 ]; then
+    python3 - "$out" "$workload" "$runs" <<'PY'
+import json, statistics, sys
+out, workload, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ratios = {}
+for run in range(1, runs + 1):
+    levels = json.load(open(f"{out}/{workload}-{run}.json"))
+    by = {(l["target"], l["concurrency"]): l for l in levels}
+    for (target, conc), l in by.items():
+        if target != "kaito":
+            continue
+        peer = by[("llama-server", conc)]
+        r = ratios.setdefault(conc, ([], []))
+        r[0].append(l["output_tok_s"] / peer["output_tok_s"])
+        r[1].append(l["ttft_p99_ms"] / peer["ttft_p99_ms"])
+print(f"\nmedian of {runs} runs, kaito ÷ llama-server ({workload})")
+print("| conc | tok/s ratio | TTFT p99 ratio | tok/s ratios, each run |")
+print("|---|---|---|---|")
+for conc in sorted(ratios):
+    tok, ttft = ratios[conc]
+    each = " ".join(f"{x:.2f}" for x in tok)
+    print(f"| {conc} | {statistics.median(tok):.2f} | {statistics.median(ttft):.2f} | {each} |")
+PY
+  fi
 done

@@ -15,10 +15,11 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" = 200 ]; do sleep 0.5; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
-bench() { target/release/kaito bench --target "kaito=http://127.0.0.1:$port" --concurrency 32 --requests "$1" --max-tokens 8 --json "$2" >/dev/null; }
-bench 200 target/bench/soak-warmup.json
+bench() { target/release/kaito bench --target "kaito=http://127.0.0.1:$port" --concurrency 32 --requests "$1" --max-tokens 8 --json "$2" --prompt-offset "$3" >/dev/null; }
+# Every prompt is new (the offsets keep the two runs apart), so the prefix cache keeps taking new entries.
+bench 200 target/bench/soak-warmup.json 0
 before=$(rss)
-bench 2000 target/bench/soak.json
+bench 2000 target/bench/soak.json 1000
 after=$(rss)
 errors=$(python3 -c 'import json,sys; print(sum(r["errors"] for r in json.load(open(sys.argv[1]))))' target/bench/soak.json)
 growth=$(python3 -c "print(f'{($after-$before)/$before*100:.2f}')")

@@ -129,7 +129,7 @@ impl Plan {
         }
         // In-process use (notebooks, test suites) wants reproducible text more than batch throughput:
         // the Python `LLM` runs batch-invariant, so a prompt's greedy answer does not depend on what
-        // runs beside it or on cached prefixes. `kaito serve` defaults to the faster unified cache.
+        // runs beside it or on cached prefixes. `kaito serve` defaults to batching and prefix reuse.
         engine = engine.with_deterministic(true);
         let served_name = options
             .served_name

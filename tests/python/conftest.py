@@ -79,7 +79,7 @@ def server(kaito_bin, model_path):
     """The main server, shared by the whole session (--parallel 4, --deterministic).
 
     Many tests compare exact texts (greedy answers, stream vs non-stream, seeds) while other
-    requests run or have left KV cached: with a unified cache and prefix reuse those texts can
+    requests run or have left KV cached: with batching and prefix reuse those texts can
     legitimately differ (llama.cpp's numerics depend on batch shape), so the shared server runs
     batch-invariant. The default mode is exercised by the short-lived servers below and the Rust tests.
     """

@@ -76,9 +76,9 @@ struct Sequence {
     kv: Vec<u32>,
 }
 
-/// Host memory for finished prompts' KV (llama-server keeps up to 8 GiB by default; 256 MiB hold
-/// ~11,000 tokens of SmolLM2-135M or ~500 of a 7B Llama).
-const PREFIX_CACHE_BYTES: usize = 256 << 20;
+/// Host memory for finished prompts' KV (llama-server keeps up to 8 GiB by default; 128 MiB hold
+/// ~5,800 tokens of SmolLM2-135M or ~250 of a 7B Llama).
+const PREFIX_CACHE_BYTES: usize = 128 << 20;
 
 pub(super) fn run(
     backend: &'static LlamaBackend,

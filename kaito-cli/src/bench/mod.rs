@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Index of the run's first prompt: sweeps repeated against the same servers pass different
+    /// offsets, so that no prompt comes back (servers keep finished prompts cached).
+    #[arg(long, default_value_t = 0)]
+    pub prompt_offset: usize,
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -83,7 +87,7 @@ fn sweep(args: &BenchArgs, targets: &[(String, String)]) -> Result<Vec<LevelRepo
     // Every target gets the same prompts at a level, and no prompt comes back at a later level:
     // servers keep finished prompts cached, so repeating them would measure cache hits on the
     // previous level's requests rather than serving.
-    let mut first = 0;
+    let mut first = args.prompt_offset;
     for &concurrency in &args.concurrency {
         let n = args.requests.max(2 * concurrency);
         for (name, url) in targets {
