@@ -21,35 +21,30 @@ fn model_path() -> PathBuf {
         .expect("fetch the bundled model")
 }
 
-/// One engine for the whole file (loading takes a moment); one thread, as every test here.
-fn backend() -> Arc<dyn Backend> {
-    static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
-    BACKEND
+/// Two engines for the whole file (loading takes a moment), one thread each, as every test here.
+fn shared_engine(deterministic: bool) -> Arc<dyn Backend> {
+    static ENGINES: [OnceLock<Arc<dyn Backend>>; 2] = [OnceLock::new(), OnceLock::new()];
+    ENGINES[usize::from(deterministic)]
         .get_or_init(|| {
             let config = EngineConfig::default()
                 .with_threads(1)
                 .with_ctx_size(1024)
-                .with_parallel(4);
+                .with_parallel(4)
+                .with_deterministic(deterministic);
             kaito_backends::load(&model_path(), "smollm2", &config).expect("load model")
         })
         .clone()
+}
+
+fn backend() -> Arc<dyn Backend> {
+    shared_engine(false)
 }
 
 /// A batch-invariant engine (`deterministic`): the tests that compare exact texts across runs use
 /// it, since the default engine's text may depend on what runs beside it and on which prefix was
 /// cached (the tests in this file run concurrently on the shared engines).
 fn deterministic_backend() -> Arc<dyn Backend> {
-    static BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            let config = EngineConfig::default()
-                .with_threads(1)
-                .with_ctx_size(1024)
-                .with_parallel(4)
-                .with_deterministic(true);
-            kaito_backends::load(&model_path(), "smollm2", &config).expect("load model")
-        })
-        .clone()
+    shared_engine(true)
 }
 
 fn chat_prompt(b: &dyn Backend, user: &str) -> Vec<u32> {
