@@ -526,3 +526,17 @@ async fn kept_prompts_leave_the_kv_cells_to_running_requests() {
     }
     assert!(matches!(b.health(), kaito_core::Health::Healthy));
 }
+
+#[tokio::test]
+async fn a_prefix_cache_of_zero_mib_keeps_no_finished_prompt() {
+    let config = EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(512)
+        .with_parallel(2)
+        .with_prefix_cache_mib(0);
+    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let prompt = chat_prompt(&*b, "Name a planet.");
+    run_counting_cache(&*b, prompt.clone()).await;
+    let (_, cached) = run_counting_cache(&*b, prompt).await;
+    assert_eq!(cached, 0, "nothing kept, nothing running: all recomputed");
+}

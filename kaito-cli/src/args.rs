@@ -97,6 +97,10 @@ pub struct ModelArgs {
     /// Batch-invariant decoding: a request's output does not depend on concurrent requests (slower under load).
     #[arg(long)]
     pub deterministic: bool,
+    /// Host memory (MiB) for the KV of finished prompts, reused by later prompts sharing a prefix
+    /// (llama-cpp engine; default 128, 0 turns it off).
+    #[arg(long, value_name = "MIB")]
+    pub prefix_cache_mib: Option<u32>,
     /// Model cache directory (default: $KAITO_CACHE_DIR, $XDG_CACHE_HOME/kaito or ~/.cache/kaito).
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -86,6 +86,9 @@ pub fn plan(args: &ModelArgs, served_name: Option<&str>) -> Result<Plan> {
     if args.deterministic {
         engine = engine.with_deterministic(true);
     }
+    if let Some(mib) = args.prefix_cache_mib {
+        engine = engine.with_prefix_cache_mib(mib);
+    }
     if let Some(b) = &args.backend {
         engine.backend = b.parse().map_err(|_| {
             anyhow::anyhow!(
@@ -172,6 +175,7 @@ pub async fn pull(args: PullArgs) -> Result<()> {
         parallel: None,
         max_queue: None,
         deterministic: false,
+        prefix_cache_mib: None,
         cache_dir: args.cache_dir,
     };
     let plan = plan(&model_args, None)?;

@@ -55,6 +55,8 @@ pub(super) struct EngineSettings {
     pub parallel: u32,
     pub batch_size: u32,
     pub deterministic: bool,
+    /// Host memory for finished prompts' KV ([`PrefixCache`]); unused in deterministic mode.
+    pub prefix_cache_bytes: usize,
 }
 
 /// A sequence occupying one KV-cache sequence id.
@@ -75,10 +77,6 @@ struct Sequence {
     /// Tokens whose keys and values are in this sequence's KV cells, in position order.
     kv: Vec<u32>,
 }
-
-/// Host memory for finished prompts' KV (llama-server keeps up to 8 GiB by default; 128 MiB hold
-/// ~5,800 tokens of SmolLM2-135M or ~250 of a 7B Llama).
-const PREFIX_CACHE_BYTES: usize = 128 << 20;
 
 pub(super) fn run(
     backend: &'static LlamaBackend,
@@ -115,7 +113,7 @@ pub(super) fn run(
         prefix_cache: PrefixCache::new(if settings.deterministic {
             0
         } else {
-            PREFIX_CACHE_BYTES
+            settings.prefix_cache_bytes
         }),
         running: Vec::new(),
         waiting: VecDeque::new(),

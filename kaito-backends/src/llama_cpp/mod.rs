@@ -73,6 +73,7 @@ impl LlamaCppBackend {
             parallel: config.parallel,
             batch_size: config.batch_size.max(config.parallel).max(32),
             deterministic: config.deterministic,
+            prefix_cache_bytes: config.prefix_cache_mib as usize * (1 << 20),
         };
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
