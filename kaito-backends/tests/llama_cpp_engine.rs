@@ -21,18 +21,24 @@ fn model_path() -> PathBuf {
         .expect("fetch the bundled model")
 }
 
+/// One thread (as every test here), a context of `ctx_size` tokens per sequence, `parallel` sequences.
+fn config(ctx_size: u32, parallel: u32) -> EngineConfig {
+    EngineConfig::default()
+        .with_threads(1)
+        .with_ctx_size(ctx_size)
+        .with_parallel(parallel)
+}
+
+/// Loads an engine; tests whose assertions other tests' requests would disturb load their own.
+fn load_engine(config: &EngineConfig) -> Arc<dyn Backend> {
+    kaito_backends::load(&model_path(), "smollm2", config).expect("load model")
+}
+
 /// Two engines for the whole file (loading takes a moment), one thread each, as every test here.
 fn shared_engine(deterministic: bool) -> Arc<dyn Backend> {
     static ENGINES: [OnceLock<Arc<dyn Backend>>; 2] = [OnceLock::new(), OnceLock::new()];
     ENGINES[usize::from(deterministic)]
-        .get_or_init(|| {
-            let config = EngineConfig::default()
-                .with_threads(1)
-                .with_ctx_size(1024)
-                .with_parallel(4)
-                .with_deterministic(deterministic);
-            kaito_backends::load(&model_path(), "smollm2", &config).expect("load model")
-        })
+        .get_or_init(|| load_engine(&config(1024, 4).with_deterministic(deterministic)))
         .clone()
 }
 
@@ -334,11 +340,7 @@ async fn run_counting_cache(b: &dyn Backend, prompt: Vec<u32>) -> (String, u32) 
 #[tokio::test]
 async fn prefix_cache_reuses_a_shared_system_prompt() {
     // A private engine, so other tests' requests do not take over its slots.
-    let config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(1024)
-        .with_parallel(2);
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let b = load_engine(&config(1024, 2));
     let system =
         "You are Kaito, a concise assistant for a railway company. Answer in one sentence. \
                   Never invent timetables; when unsure, say so and point to the station desk.";
@@ -385,12 +387,9 @@ fn common_len(a: &[u32], b: &[u32]) -> usize {
 #[tokio::test]
 async fn a_long_prompt_does_not_stall_a_running_stream() {
     // Small step budget: a 400-token prompt needs a dozen prefill chunks.
-    let mut config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(1024)
-        .with_parallel(2);
-    config.batch_size = 32;
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let mut small_steps = config(1024, 2);
+    small_steps.batch_size = 32;
+    let b = load_engine(&small_steps);
     let greedy_to_the_end = SamplingParams {
         ignore_eos: true,
         ..SamplingParams::greedy()
@@ -430,11 +429,7 @@ async fn a_long_prompt_does_not_stall_a_running_stream() {
 
 #[tokio::test]
 async fn concurrent_requests_share_a_cached_prefix_held_by_another_sequence() {
-    let config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(1024)
-        .with_parallel(3);
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let b = load_engine(&config(1024, 3));
     let system =
         "You answer questions about the solar system in one short sentence, for children aged ten.";
     let prompt = |q: &str| {
@@ -458,11 +453,7 @@ async fn concurrent_requests_share_a_cached_prefix_held_by_another_sequence() {
 
 #[tokio::test]
 async fn a_finished_prompt_stays_cached_after_other_requests_took_its_sequence_id() {
-    let config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(512)
-        .with_parallel(2);
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let b = load_engine(&config(512, 2));
     let questions = [
         "Name a planet.",
         "What colour is grass?",
@@ -486,11 +477,7 @@ async fn a_finished_prompt_stays_cached_after_other_requests_took_its_sequence_i
 #[tokio::test]
 async fn kept_prompts_leave_the_kv_cells_to_running_requests() {
     // 2 × 256 cells in all; each request below needs about 230 of them.
-    let config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(256)
-        .with_parallel(2);
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let b = load_engine(&config(256, 2));
     let words = ["river", "stone", "cloud", "maple", "ember", "frost"];
     let long_prompt = |w: &str| {
         let text = format!("{w} ").repeat(200);
@@ -529,12 +516,7 @@ async fn kept_prompts_leave_the_kv_cells_to_running_requests() {
 
 #[tokio::test]
 async fn a_prefix_cache_of_zero_mib_keeps_no_finished_prompt() {
-    let config = EngineConfig::default()
-        .with_threads(1)
-        .with_ctx_size(512)
-        .with_parallel(2)
-        .with_prefix_cache_mib(0);
-    let b = kaito_backends::load(&model_path(), "smollm2", &config).unwrap();
+    let b = load_engine(&config(512, 2).with_prefix_cache_mib(0));
     let prompt = chat_prompt(&*b, "Name a planet.");
     run_counting_cache(&*b, prompt.clone()).await;
     let (_, cached) = run_counting_cache(&*b, prompt).await;

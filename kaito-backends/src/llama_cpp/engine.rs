@@ -21,7 +21,8 @@
 //! identical alone or under load (tested: `concurrent_requests_match_their_sequential_answers`),
 //! at the price of batching.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU32;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -55,7 +56,7 @@ pub(super) struct EngineSettings {
     pub parallel: u32,
     pub batch_size: u32,
     pub deterministic: bool,
-    /// Host memory for finished prompts' KV ([`PrefixCache`]); unused in deterministic mode.
+    /// Host memory for finished prompts' KV ([`PrefixCache`]); 0 in deterministic mode.
     pub prefix_cache_bytes: usize,
 }
 
@@ -109,12 +110,8 @@ pub(super) fn run(
         settings,
         n_ctx_total,
         batch: LlamaBatch::new(settings.batch_size as usize, 1),
-        free_ids: (0..settings.parallel as i32).rev().collect(),
-        prefix_cache: PrefixCache::new(if settings.deterministic {
-            0
-        } else {
-            settings.prefix_cache_bytes
-        }),
+        free_ids: (0..settings.parallel as i32).map(Reverse).collect(),
+        prefix_cache: PrefixCache::new(settings.prefix_cache_bytes),
         running: Vec::new(),
         waiting: VecDeque::new(),
         embedder: None,
@@ -157,8 +154,10 @@ struct Engine<'m> {
     settings: EngineSettings,
     n_ctx_total: u32,
     batch: LlamaBatch<'static>,
-    /// Sequence ids no running request uses (their cells are empty).
-    free_ids: Vec<i32>,
+    /// Sequence ids no running request uses (their cells are empty), lowest first: running
+    /// sequences then keep consecutive ids, and llama.cpp puts only consecutive KV streams into one
+    /// micro-batch.
+    free_ids: BinaryHeap<Reverse<i32>>,
     prefix_cache: PrefixCache<SeqState>,
     running: Vec<Sequence>,
     waiting: VecDeque<Waiting>,
@@ -239,10 +238,7 @@ impl<'m> Engine<'m> {
             }
         }
         clear_seq(ctx, seq_id);
-        // Lowest ids first, so that running sequences keep consecutive ids: llama.cpp puts only
-        // consecutive KV streams into one micro-batch.
-        self.free_ids.push(seq_id);
-        self.free_ids.sort_unstable_by(|a, b| b.cmp(a));
+        self.free_ids.push(Reverse(seq_id));
     }
 
     /// Gives the new sequence `seq_id` the longest cached prefix of `prompt` it can (at most
@@ -291,14 +287,14 @@ impl<'m> Engine<'m> {
 
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
         while !self.waiting.is_empty() {
-            let Some(seq_id) = self.free_ids.pop() else {
+            let Some(Reverse(seq_id)) = self.free_ids.pop() else {
                 break;
             };
             let w = self.waiting.pop_front().expect("checked non-empty");
             let sampler = match sampler::build(self.model, &w.request, self.settings.ctx_size) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.free_ids.push(seq_id);
+                    self.free_ids.push(Reverse(seq_id));
                     w.sender.send(Err(e.into()));
                     continue;
                 }

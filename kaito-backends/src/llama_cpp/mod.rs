@@ -73,7 +73,12 @@ impl LlamaCppBackend {
             parallel: config.parallel,
             batch_size: config.batch_size.max(config.parallel).max(32),
             deterministic: config.deterministic,
-            prefix_cache_bytes: config.prefix_cache_mib as usize * (1 << 20),
+            // Deterministic mode recomputes every prompt, so it keeps none.
+            prefix_cache_bytes: if config.deterministic {
+                0
+            } else {
+                config.prefix_cache_mib as usize * (1 << 20)
+            },
         };
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
