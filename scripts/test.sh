@@ -8,6 +8,9 @@ export RUST_BACKTRACE=1
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+step "bootstrap detection against fake roots (what a fresh machine lacks is installed)"
+scripts/tests/bootstrap-detect.sh
+
 step "bootstrap (apt packages, .venv)"
 scripts/bootstrap.sh --python
 export PATH="$root/.venv/bin:$PATH"
