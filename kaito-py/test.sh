@@ -7,7 +7,7 @@
 #   kaito-py/test.sh -k workspace    # extra arguments go to pytest
 #
 # Environment: KAITO_TEST_MODEL (the SmolLM2 GGUF; unset = the library fetches the bundled model),
-# KAITO_SHARED_DIR (folder with kaito-reference/examples; default <repo>/shared or <repo>/../shared),
+# KAITO_REFERENCE_DIR (KAITO's reference manifests; default <repo>/../shared/kaito-reference; absent = one skip),
 # CARGO_TARGET_DIR (as for cargo), KAITO_PY_BUILD_VENV (where maturin lives; kept between runs).
 set -euo pipefail
 
