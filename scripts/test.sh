@@ -36,8 +36,13 @@ export KAITO_TEST_MODEL
 echo "model: $KAITO_TEST_MODEL" >&2
 
 step "model: convert it to a Hugging Face checkpoint (f32 safetensors) for the torch and quant engines"
-KAITO_TEST_HF_DIR="$root/target/test-models/smollm2-135m-instruct-hf"
-target/release/kaito convert --model "$KAITO_TEST_MODEL" --out "$KAITO_TEST_HF_DIR" --force
+# Converted afresh by this build's converter, into the folder the tests derive by themselves when
+# KAITO_TEST_HF_DIR is unset (a plain `cargo test` converts there once).
+kaito_cache="${KAITO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kaito}"
+KAITO_TEST_HF_DIR="$kaito_cache/derived/$(basename "$KAITO_TEST_MODEL" .gguf)-hf-f32"
+target/release/kaito convert --model "$KAITO_TEST_MODEL" --out "$KAITO_TEST_HF_DIR.partial" --force
+rm -rf "$KAITO_TEST_HF_DIR"
+mv "$KAITO_TEST_HF_DIR.partial" "$KAITO_TEST_HF_DIR"
 export KAITO_TEST_HF_DIR
 echo "checkpoint: $KAITO_TEST_HF_DIR" >&2
 

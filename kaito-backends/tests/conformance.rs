@@ -3,14 +3,12 @@
 //! `#[test]`s per engine (`llama_cpp::…`, `torch::…`, `quant_int8::…`, `quant_int4::…`).
 //!
 //! ```text
-//! KAITO_TEST_MODEL=~/.cache/kaito/presets/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
-//! KAITO_TEST_HF_DIR=/path/to/smollm2-hf \
-//!   cargo test --release -p kaito-backends --features quant --test conformance
+//! cargo test --release -p kaito-backends --features quant --test conformance
 //! ```
 //!
-//! `KAITO_TEST_MODEL` is the GGUF (llama-cpp); `KAITO_TEST_HF_DIR` is the Hugging Face checkpoint
-//! `kaito convert` makes of it (torch, quant). A compiled engine whose model is not set fails
-//! with a message saying so: nothing is skipped silently.
+//! The GGUF (llama-cpp) and the Hugging Face checkpoint (torch, quant) come from `test_models`:
+//! `KAITO_TEST_MODEL` / `KAITO_TEST_HF_DIR` when set, else the bundled model fetched into the
+//! cache and converted there once. Nothing is skipped.
 //!
 //! Each engine is loaded once per test binary with 1 thread, 4 parallel sequences, a 1024-token
 //! context and batch-invariant decoding; checks on one engine run one at a time.
@@ -20,6 +18,7 @@
 mod checks;
 #[path = "conformance/harness.rs"]
 mod harness;
+mod test_models;
 
 /// Stamps `mod $module { #[test] fn <check>() … }` running every check on `$subject()`.
 macro_rules! conformance {
@@ -57,15 +56,12 @@ mod subjects {
     use std::sync::OnceLock;
 
     #[allow(unused_imports)]
-    use crate::harness::{engine_config, path_from_env, Expect, Subject, SERVED_NAME};
+    use crate::harness::{engine_config, Expect, Subject, SERVED_NAME};
 
     /// Where the torch and quant engines read SmolLM2 from.
     #[cfg(feature = "torch")]
     fn hf_dir() -> std::path::PathBuf {
-        path_from_env(
-            "KAITO_TEST_HF_DIR",
-            "the SmolLM2-135M-Instruct Hugging Face checkpoint directory (`kaito convert` of the GGUF)",
-        )
+        crate::test_models::hf_dir()
     }
 
     #[cfg(feature = "llama-cpp")]
@@ -78,10 +74,7 @@ mod subjects {
                 quantization: "Q4_1",
             };
             Subject::load("llama_cpp", expect, || {
-                let gguf = path_from_env(
-                    "KAITO_TEST_MODEL",
-                    "the SmolLM2-135M-Instruct Q4_1 GGUF file",
-                );
+                let gguf = crate::test_models::gguf();
                 let backend = kaito_backends::llama_cpp::LlamaCppBackend::load(
                     &gguf,
                     SERVED_NAME,

@@ -1,24 +1,21 @@
 //! The llama.cpp engine on the real SmolLM2-135M-Instruct model: behaviour a user of the engine relies on.
-//! Model: `$KAITO_TEST_MODEL`, else the bundled preset is fetched into the cache (never skipped).
+//! Model: `$KAITO_TEST_MODEL`, else the bundled preset, fetched into the cache (see `test_models`).
 #![cfg(feature = "llama-cpp")]
+
+mod test_models;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kaito_core::model::{catalogue, fetch};
 use kaito_core::{
     Backend, Constraint, EngineConfig, FinishReason, GenerateRequest, GenerationEvent,
     GenerationStream, SamplingParams,
 };
 
 fn model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("KAITO_TEST_MODEL") {
-        return PathBuf::from(p);
-    }
-    fetch::fetch_preset(catalogue::default_preset(), &fetch::FetchOptions::default())
-        .expect("fetch the bundled model")
+    test_models::gguf()
 }
 
 /// One thread (as every test here), a context of `ctx_size` tokens per sequence, `parallel` sequences.

@@ -3,6 +3,8 @@
 //! scheme is refused rather than silently ignored.
 #![cfg(feature = "quant")]
 
+mod test_models;
+
 use std::path::PathBuf;
 
 use futures::StreamExt;
@@ -10,9 +12,7 @@ use kaito_backends::quant::{quantize_checkpoint, QuantScheme};
 use kaito_core::{Backend, EngineConfig, GenerateRequest, GenerationEvent, SamplingParams};
 
 fn checkpoint() -> PathBuf {
-    PathBuf::from(std::env::var_os("KAITO_TEST_HF_DIR").unwrap_or_else(|| {
-        panic!("set KAITO_TEST_HF_DIR to a `kaito convert` output of the SmolLM2 GGUF (scripts/test.sh does)")
-    }))
+    test_models::hf_dir()
 }
 
 async fn answer(backend: &dyn Backend, question: &str) -> String {

@@ -1,24 +1,21 @@
 //! The `tokenizer.json` that `kaito convert` writes from a GGUF tokenizes exactly as llama.cpp does
 //! with that GGUF, and decodes back to the text. Run:
 //! `cargo test --release -p kaito-backends --features torch --test tokenizer_agreement`.
-//! Model: `$KAITO_TEST_MODEL`, else the bundled preset is fetched into the cache (never skipped).
+//! Model: `$KAITO_TEST_MODEL`, else the bundled preset, fetched into the cache (see `test_models`).
 #![cfg(all(feature = "llama-cpp", feature = "torch"))]
+
+mod test_models;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kaito_backends::llama_cpp::LlamaCppBackend;
 use kaito_core::model::convert::{convert_gguf_to_hf, ConvertOptions, OutputDType};
-use kaito_core::model::{catalogue, fetch};
 use kaito_core::{Backend, EngineConfig};
 use tokenizers::Tokenizer;
 
 fn model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("KAITO_TEST_MODEL") {
-        return PathBuf::from(p);
-    }
-    fetch::fetch_preset(catalogue::default_preset(), &fetch::FetchOptions::default())
-        .expect("fetch the bundled model")
+    test_models::gguf()
 }
 
 /// The converted tokenizer and the llama.cpp engine on the same GGUF, once for the whole file.

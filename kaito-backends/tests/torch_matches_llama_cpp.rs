@@ -8,18 +8,13 @@
 //! not a decoder bug.
 #![cfg(all(feature = "llama-cpp", feature = "torch"))]
 
-use std::path::PathBuf;
+mod test_models;
+
 use std::sync::Arc;
 
 use futures::StreamExt;
 use kaito_core::{Backend, EngineConfig, GenerateRequest, GenerationEvent, SamplingParams};
 
-fn env_path(var: &str) -> PathBuf {
-    let path = std::env::var_os(var).unwrap_or_else(|| {
-        panic!("set {var} (scripts/test.sh sets KAITO_TEST_MODEL to the SmolLM2 GGUF and KAITO_TEST_HF_DIR to its `kaito convert` output)")
-    });
-    PathBuf::from(path)
-}
 
 fn config() -> EngineConfig {
     EngineConfig::default()
@@ -60,8 +55,8 @@ fn chat(user: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greedy_tokens_match_llama_cpp_or_part_at_a_near_tie() {
-    let gguf = env_path("KAITO_TEST_MODEL");
-    let hf = env_path("KAITO_TEST_HF_DIR");
+    let gguf = test_models::gguf();
+    let hf = test_models::hf_dir();
     let llama = kaito_backends::load(&gguf, "gguf", &config()).unwrap();
     let torch = kaito_backends::load(&hf, "hf", &config()).unwrap();
     assert_eq!(torch.name(), "torch");

@@ -6,13 +6,15 @@ Environment:
   KAITO_BIN         path of the `kaito` binary (default: <repo>/target/release/kaito)
   KAITO_TEST_MODEL  path of the SmolLM2-135M-Instruct GGUF; when unset,
                     `kaito pull` is run and the last line of its stdout is used.
-  KAITO_TEST_BACKEND  llama-cpp (default) or torch; torch serves KAITO_TEST_HF_DIR, the
-                    same model converted by `kaito convert` to a Hugging Face checkpoint.
+  KAITO_TEST_BACKEND  llama-cpp (default) or torch; torch serves the same model converted by
+                    `kaito convert` to a Hugging Face checkpoint: KAITO_TEST_HF_DIR, else the
+                    GGUF converted once into <kaito cache>/derived/.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,17 +40,7 @@ def kaito_bin() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def model_path(kaito_bin: Path) -> Path:
-    if helpers.BACKEND != "llama-cpp":
-        hf = os.environ.get("KAITO_TEST_HF_DIR", "")
-        if not Path(hf, "config.json").is_file():
-            pytest.fail(
-                f"KAITO_TEST_BACKEND={helpers.BACKEND} needs KAITO_TEST_HF_DIR, a checkpoint "
-                f"made by `kaito convert` (got {hf!r})",
-                pytrace=False,
-            )
-        return Path(hf)
+def _pulled_gguf(kaito_bin: Path) -> Path:
     env = os.environ.get("KAITO_TEST_MODEL")
     if env:
         path = Path(env)
@@ -72,6 +64,56 @@ def model_path(kaito_bin: Path) -> Path:
             pytrace=False,
         )
     return Path(lines[-1])
+
+
+def _cache_dir() -> Path:
+    """The kaito cache, as the binary computes it."""
+    if os.environ.get("KAITO_CACHE_DIR"):
+        return Path(os.environ["KAITO_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "kaito"
+    return Path.home() / ".cache" / "kaito"
+
+
+def _converted_checkpoint(kaito_bin: Path, gguf: Path) -> Path:
+    """KAITO_TEST_HF_DIR, else `kaito convert` of the GGUF into the cache's derived/ folder
+    (once; the Rust backend tests use the same folder)."""
+    env = os.environ.get("KAITO_TEST_HF_DIR")
+    if env:
+        if not Path(env, "config.json").is_file():
+            pytest.fail(
+                f"KAITO_TEST_HF_DIR={env} is not a checkpoint (no config.json); unset it to "
+                "let the suite convert the GGUF itself",
+                pytrace=False,
+            )
+        return Path(env)
+    derived = _cache_dir() / "derived"
+    out = derived / f"{gguf.stem}-hf-f32"
+    if (out / "config.json").is_file():
+        return out
+    partial = derived / f".{gguf.stem}-hf-f32.partial-{os.getpid()}"
+    proc = subprocess.run(
+        [str(kaito_bin), "convert", "--model", str(gguf), "--out", str(partial), "--force"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"`kaito convert` failed:\n{proc.stderr}", pytrace=False)
+    try:
+        partial.rename(out)
+    except OSError:
+        # Another run finished first; its checkpoint is complete.
+        shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_path(kaito_bin: Path) -> Path:
+    gguf = _pulled_gguf(kaito_bin)
+    if helpers.BACKEND != "llama-cpp":
+        return _converted_checkpoint(kaito_bin, gguf)
+    return gguf
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 //! shared tokio runtime, request builders, and a router around an engine for the HTTP checks.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -59,26 +58,6 @@ pub fn engine_config() -> EngineConfig {
         .with_parallel(4)
         .with_ctx_size(1024)
         .with_deterministic(true)
-}
-
-/// A path from the environment; a missing variable is a setup error, never a silent skip.
-pub fn path_from_env(var: &str, what: &str) -> PathBuf {
-    let Some(path) = std::env::var_os(var) else {
-        panic!(
-            "{var} is not set. The backend conformance suite needs {what}:\n  \
-             KAITO_TEST_MODEL=~/.cache/kaito/presets/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \\\n  \
-             KAITO_TEST_HF_DIR=<dir from `kaito convert` of that GGUF> \\\n  \
-             cargo test --release -p kaito-backends --features torch --test conformance\n\
-             (scripts/test.sh sets both)."
-        )
-    };
-    let path = PathBuf::from(path);
-    assert!(
-        path.exists(),
-        "{var}={} does not exist (expected {what})",
-        path.display()
-    );
-    path
 }
 
 impl Subject {
