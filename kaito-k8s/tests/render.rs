@@ -1,4 +1,5 @@
-//! Golden render tests: every KAITO example and every fixture of ours renders; the output is
+//! Golden render tests: every fixture of ours and (when `KAITO_REFERENCE_DIR` or
+//! `../shared/kaito-reference` has them) every KAITO example renders; the output is
 //! compared with `tests/golden/`, validated by `kubernetes-validate --strict` (built-in kinds),
 //! and checked for what that tool misses: selectors that match template labels, DNS names,
 //! label syntax, enum values, volumes that exist, NodeClaims against Karpenter's CRD schema and
@@ -14,33 +15,9 @@ use kaito_k8s::render::input::render_text;
 use kaito_k8s::render::RenderOptions;
 use serde_json::Value;
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
-
+/// Our fixtures always; KAITO's examples when the reference manifests are there.
 fn all_inputs() -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> = common::kaito_examples()
-        .into_iter()
-        .map(|p| {
-            (
-                format!("kaito/{}", p.file_name().unwrap().to_string_lossy()),
-                p,
-            )
-        })
-        .collect();
-    out.extend(fixtures().into_iter().map(|p| {
-        (
-            format!("ours/{}", p.file_name().unwrap().to_string_lossy()),
-            p,
-        )
-    }));
-    out
+    common::all_manifests()
 }
 
 fn render(path: &Path) -> Result<String, Vec<String>> {
@@ -325,7 +302,7 @@ fn rendered_objects_pass_semantic_checks() {
 
 #[test]
 fn semantic_checks_catch_a_broken_selector() {
-    let mut docs = documents(&render(&fixtures()[0]).unwrap());
+    let mut docs = documents(&render(&common::our_fixtures()[0]).unwrap());
     for d in docs.iter_mut().filter(|d| d["kind"] == "StatefulSet") {
         d["spec"]["selector"]["matchLabels"]["extra"] = Value::from("x");
     }

@@ -1,6 +1,8 @@
 //! The admission webhook rejects every listed bad input with a message naming the field, over
 //! its handler and over real HTTPS.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -83,25 +85,11 @@ async fn admits_a_good_workspace() {
     assert!(allowed, "{message}");
 }
 
+/// Every Workspace and InferenceSet of our fixtures and (when present) of KAITO's examples is
+/// admitted, with the ConfigMaps of its file as the cluster's.
 #[tokio::test]
-async fn admits_every_kaito_example_workspace() {
-    let Some(dir) = std::env::var("KAITO_REFERENCE_DIR")
-        .ok()
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/kaito-reference");
-            p.is_dir().then_some(p)
-        })
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "shared/kaito-reference is required under CI"
-        );
-        return;
-    };
-    for entry in std::fs::read_dir(dir.join("examples")).unwrap() {
-        let path = entry.unwrap().path();
+async fn admits_every_manifest() {
+    for (name, path) in common::all_manifests() {
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lookup = StaticLookup::default();
         let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
@@ -127,7 +115,7 @@ async fn admits_every_kaito_example_workspace() {
         {
             let (allowed, message, _) =
                 decide(d["kind"].as_str().unwrap(), d.clone(), None, &lookup, false).await;
-            assert!(allowed, "{}: {message}", path.display());
+            assert!(allowed, "{name}: {message}");
         }
     }
 }
