@@ -1,14 +1,15 @@
-"""kaito.Workspace on KAITO's own example manifests: parse, validate, render, estimate, round-trip."""
+"""kaito.Workspace on the project's manifests (kaito-k8s/tests/fixtures) and, when present, KAITO's
+own examples: parse, validate, render, estimate, round-trip."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
 import kaito
-from conftest import examples_dir
+from conftest import FIXTURES, manifest_params, require_manifest
 
 SMOL = """
 apiVersion: kaito.sh/v1beta1
@@ -27,14 +28,24 @@ inference:
 """
 
 
-def workspace_examples() -> List[Path]:
-    files = sorted(p for p in examples_dir().glob("*.yaml") if "kind: Workspace" in p.read_text())
-    assert len(files) >= 20, files
-    return files
+def has_workspace(path: Path) -> bool:
+    return "kind: Workspace" in path.read_text()
 
 
-@pytest.mark.parametrize("path", workspace_examples(), ids=lambda p: p.name)
-def test_kaito_examples_parse_validate_render_and_estimate(path: Path) -> None:
+def gpu_limits(objects: List[Dict[str, Any]]) -> List[str]:
+    """The GPU resources (nvidia.com/...) the rendered pods ask for."""
+    found = []
+    for o in objects:
+        if o["kind"] != "StatefulSet":
+            continue
+        for c in o["spec"]["template"]["spec"]["containers"]:
+            found += [k for k in c.get("resources", {}).get("limits", {}) if k.startswith("nvidia.com/")]
+    return found
+
+
+@pytest.mark.parametrize("path", manifest_params(has_workspace))
+def test_manifests_parse_validate_render_and_estimate(path: Optional[Path]) -> None:
+    path = require_manifest(path)
     ws = kaito.Workspace.from_file(path)
     assert ws.name
     ws.validate()
@@ -47,16 +58,40 @@ def test_kaito_examples_parse_validate_render_and_estimate(path: Path) -> None:
     report = ws.estimate()
     assert f"Workspace {ws.name}" in report
     assert "arithmetic" in report or "nothing to estimate" in report
+    # A pod given GPUs was sized for them, and the report shows how.
+    if gpu_limits(objects):
+        assert "GPU" in report and "arithmetic:" in report, report
     # The text round-trips through YAML and dicts.
     again = kaito.Workspace.from_yaml(ws.to_yaml())
     assert again.to_dict() == ws.to_dict()
     assert kaito.Workspace.from_dict(ws.to_dict()).to_dict() == ws.to_dict()
 
 
-def test_gpu_preset_estimate_shows_its_arithmetic(kaito_examples: Path) -> None:
-    ws = kaito.Workspace.from_file(kaito_examples / "kaito_workspace_phi_4_mini.yaml")
+def test_gpu_preset_estimate_shows_its_arithmetic() -> None:
+    ws = kaito.Workspace.from_file(FIXTURES / "preset_public_l4.yaml")
     report = ws.estimate()
     assert "GPU" in report and "arithmetic:" in report
+    assert gpu_limits(ws.render()) == ["nvidia.com/gpu"]
+
+
+def test_our_fixtures_cover_the_workspace_features() -> None:
+    """The fixtures exercise what KAITO's examples do, so a clone without them still tests it."""
+    texts = {p.name: p.read_text() for p in FIXTURES.glob("*.yaml") if has_workspace(p)}
+    for needle in [
+        "accessMode: public",
+        "modelAccessSecret:",
+        "imagePullSecrets:",
+        "preferredNodes:",
+        "mode: accelerator",
+        "count: 2",
+        "config:",
+        "tool-call-parser:",
+        "adapters:",
+        "kaito.sh/performance-mode: throughput",
+        "kaito.sh/bypass-resource-checks:",
+        "template:",
+    ]:
+        assert any(needle in t for t in texts.values()), needle
 
 
 def test_local_workspace_renders_our_runtime() -> None:
