@@ -21,6 +21,9 @@ echo "libtorch: $LIBTORCH" >&2
 # Every engine is built and tested: llama.cpp (default) plus torch and quant.
 features="kaito-cli/quant,kaito-benches/quant"
 
+step "declared MSRV against the dependency graph (cargo metadata)"
+scripts/check-msrv.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

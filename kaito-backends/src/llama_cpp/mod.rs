@@ -1,8 +1,8 @@
 //! The llama.cpp engine: GGUF models, continuous batching over one context.
 //!
 //! [`LlamaCppBackend`] is the async-facing handle. The `LlamaContext` borrows the model and is not
-//! `Send`, so it lives on one dedicated thread ([`engine`]) that receives commands over a channel;
-//! each request carries its own response channel and cancellation token.
+//! `Send`, so it lives on one dedicated thread (private module `engine`) that receives commands over
+//! a channel; each request carries its own response channel and cancellation token.
 
 mod embed;
 mod engine;

@@ -4,7 +4,7 @@
 //! - [`QuantLinear`] quantizes a float weight (or adopts checkpoint tensors) and computes
 //!   `x Wᵀ`, through libtorch's fused kernels where they exist and pay off, else by dequantizing
 //!   to the activation kind and running one matmul.
-//! - [`format`] documents kaito's pre-quantized checkpoint directory; [`quantize_checkpoint`]
+//! - [`format`](mod@format) documents kaito's pre-quantized checkpoint directory; [`quantize_checkpoint`]
 //!   writes one from a Hugging Face Llama-family checkpoint and [`read_quantization_config`] tells
 //!   a loader it has one.
 //! - [`quality::compare_with_float`] measures what quantization does to a model's predictions

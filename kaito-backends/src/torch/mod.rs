@@ -4,7 +4,8 @@
 //! ([`config::LlamaConfig`]: Llama, Mistral, Qwen2, SmolLM2), the weights, `tokenizer.json` and
 //! the chat template of `tokenizer_config.json`. The decoder ([`model::LlamaModel`]) runs on
 //! the device and dtype the [`EngineConfig`] names (`cpu`/`cuda:N`, f32/bf16/f16); its state
-//! lives on one engine thread ([`engine`]) that batches every running sequence into each step.
+//! lives on one engine thread (private module `engine`) that batches every running sequence into
+//! each step.
 //!
 //! The same loader builds the quantized engine (feature `quant`): [`TorchBackend::load_with`]
 //! takes a [`model::LinearBuilder`] that stores each projection quantized.

@@ -68,7 +68,11 @@ fn converted(gguf: &Path) -> PathBuf {
     if std::fs::rename(&partial, &out).is_err() {
         // Another process finished first: its copy is complete, ours is not needed.
         let _ = std::fs::remove_dir_all(&partial);
-        assert!(out.join("config.json").exists(), "{} is incomplete", out.display());
+        assert!(
+            out.join("config.json").exists(),
+            "{} is incomplete",
+            out.display()
+        );
     }
     out
 }

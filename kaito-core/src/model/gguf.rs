@@ -489,7 +489,7 @@ mod tests {
             offset += (data.len() as u64).div_ceil(32) * 32;
         }
         for (_, _, _, data) in tensors {
-            while f.len() % 32 != 0 {
+            while !f.len().is_multiple_of(32) {
                 f.push(0);
             }
             f.extend(*data);

@@ -28,7 +28,7 @@ const BLOCK: usize = 32;
 pub fn dequantize(ggml_type: GgmlType, data: &[u8]) -> Option<Vec<f32>> {
     let (_, block_bytes) = ggml_type.block_layout()?;
     let block_bytes = block_bytes as usize;
-    if data.len() % block_bytes != 0 {
+    if !data.len().is_multiple_of(block_bytes) {
         return None;
     }
     let blocks = data.chunks_exact(block_bytes);

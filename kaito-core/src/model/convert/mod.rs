@@ -2,9 +2,9 @@
 //! (`model.safetensors`, `config.json`, `generation_config.json`, `tokenizer.json`,
 //! `tokenizer_config.json`) that Hugging Face-style loaders such as the libtorch engine read.
 //!
-//! Weights are dequantized (see [`dequant`]), renamed and reshaped ([`tensor_map`]), and the query/key
-//! rows are put back in Hugging Face RoPE order ([`rope_permutation`]). The directory is written as
-//! `OUT.partial` and renamed to `OUT` when complete.
+//! Weights are dequantized (private module `dequant`), renamed and reshaped (`tensor_map`), and the
+//! query/key rows are put back in Hugging Face RoPE order (`rope_permutation`). The directory is
+//! written as `OUT.partial` and renamed to `OUT` when complete.
 //!
 //! ```no_run
 //! use kaito_core::model::convert::{convert_gguf_to_hf, ConvertOptions, OutputDType};

@@ -36,11 +36,11 @@ fn reorder_rows<T: Copy>(
     n_head: usize,
     source_row: impl Fn(usize, usize) -> usize,
 ) -> Option<Vec<T>> {
-    if row_len == 0 || n_head == 0 || data.len() % row_len != 0 {
+    if row_len == 0 || n_head == 0 || !data.len().is_multiple_of(row_len) {
         return None;
     }
     let rows = data.len() / row_len;
-    if rows % n_head != 0 || (rows / n_head) % 2 != 0 {
+    if !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return None;
     }
     let head_dim = rows / n_head;

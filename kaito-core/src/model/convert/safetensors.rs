@@ -54,7 +54,7 @@ pub fn header_bytes(entries: &[SafetensorsEntry], metadata: &[(&str, &str)]) -> 
         offset = end;
     }
     let mut json = Value::Object(header).to_string().into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();

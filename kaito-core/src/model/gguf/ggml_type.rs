@@ -111,7 +111,7 @@ impl GgmlType {
     /// a whole number of blocks.
     pub fn byte_size(self, elements: u64) -> Option<u64> {
         let (block_elements, block_bytes) = self.block_layout()?;
-        if elements % block_elements != 0 {
+        if !elements.is_multiple_of(block_elements) {
             return None;
         }
         (elements / block_elements).checked_mul(block_bytes)
