@@ -3,7 +3,10 @@
 //! Every step builds one batch holding the next token of every decoding sequence plus, within the
 //! step's token budget, a chunk of prompt for sequences still in prefill (chunked prefill). New
 //! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
-//! at once and free their KV cells.
+//! at once and free their KV cells. While sequences decode, a step's prompt tokens are bounded by a
+//! [`PrefillBudget`] fitted to the measured step times, so that prompts arriving together do not
+//! stretch one gap between tokens of every running stream to several decode steps; their prompts
+//! are spread over the next steps instead.
 //!
 //! Each sequence id has its own KV stream (ctx-size cells), as in llama-server: attention at a
 //! step reads only a sequence's own cells. (A unified pool shared by all sequences was the first
@@ -46,7 +49,7 @@ use super::prefix_cache::PrefixCache;
 use super::sampler;
 use crate::engine_command::{common_prefix, Command, Waiting};
 use crate::error::{Error, Result};
-use crate::scheduler::{self, SeqProgress};
+use crate::scheduler::{self, PrefillBudget, SeqProgress};
 
 /// Fixed engine parameters.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,8 @@ struct Sequence {
     sampler: LlamaSampler,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
+    /// Prompt tokens it had to compute when admitted (those not reused from a cached prefix).
+    to_read: usize,
     /// Next position to write.
     n_past: i32,
     /// Last sampled token, fed at the next step.
@@ -118,6 +123,7 @@ pub(super) fn run(
         backend,
         cached_prompt_tokens: 0,
         stats,
+        prefill_budget: PrefillBudget::new(settings.parallel as usize),
     };
     loop {
         if engine.running.is_empty() && engine.waiting.is_empty() {
@@ -164,6 +170,9 @@ struct Engine<'m> {
     embedder: Option<Embedder<'m>>,
     cached_prompt_tokens: u64,
     stats: Arc<Mutex<EngineStats>>,
+    /// Prompt tokens a step may carry beside decodes, from measured step times. Not used in
+    /// deterministic mode, where a prompt's chunks must not depend on what else runs.
+    prefill_budget: PrefillBudget,
 }
 
 impl<'m> Engine<'m> {
@@ -229,9 +238,17 @@ impl<'m> Engine<'m> {
     /// copied to the prefix cache, for a later prompt sharing a prefix.
     fn release(&mut self, ctx: &mut LlamaContext<'_>, seq_id: i32, kv: Vec<u32>, keep: bool) {
         if keep && self.prefix_cache.enabled() && !kv.is_empty() && !self.prefix_cache.covers(&kv) {
+            let started = std::time::Instant::now();
             match ctx.state_seq_get(seq_id, LlamaStateSeqFlags::empty()) {
                 Ok(saved) => {
                     let bytes = saved.byte_len();
+                    tracing::trace!(
+                        seq_id,
+                        tokens = kv.len(),
+                        bytes,
+                        ms = started.elapsed().as_secs_f64() * 1e3,
+                        "kept"
+                    );
                     self.prefix_cache.insert(kv, saved, bytes);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not save a finished prompt's KV"),
@@ -304,6 +321,7 @@ impl<'m> Engine<'m> {
             // every prompt: reused cells were computed in other batch shapes (a different matmul
             // kernel for 30 tokens than for 1), which can flip close calls.
             let last = w.request.prompt.len() - 1;
+            let started = std::time::Instant::now();
             let reuse = if self.settings.deterministic {
                 0
             } else {
@@ -315,6 +333,7 @@ impl<'m> Engine<'m> {
                 seq_id,
                 prompt = w.request.prompt.len(),
                 reuse,
+                reuse_ms = started.elapsed().as_secs_f64() * 1e3,
                 queued_ms = w.enqueued.elapsed().as_secs_f64() * 1e3,
                 kept_prompts = self.prefix_cache.len(),
                 kept_bytes = self.prefix_cache.bytes(),
@@ -325,12 +344,14 @@ impl<'m> Engine<'m> {
                 cached_prompt_tokens: reuse as u32,
             }));
             let kv = w.request.prompt[..reuse].to_vec();
+            let to_read = w.request.prompt.len() - reuse;
             self.running.push(Sequence {
                 seq_id,
                 request: w.request,
                 sender: w.sender,
                 sampler,
                 prefilled: reuse,
+                to_read,
                 n_past: reuse as i32,
                 last: None,
                 generated: 0,
@@ -352,7 +373,22 @@ impl<'m> Engine<'m> {
                 prefilled: s.prefilled,
             })
             .collect();
-        let plan = scheduler::plan_step(&progress, self.settings.batch_size as usize);
+        let decoding = progress.iter().filter(|p| p.decoding).count();
+        // Deterministic mode cuts prompts the same way whatever runs beside them.
+        let prefill_cap = if self.settings.deterministic {
+            usize::MAX
+        } else {
+            let reading = self
+                .running
+                .iter()
+                .filter(|s| s.last.is_none() && s.prefilled < s.request.prompt.len())
+                .map(|s| s.to_read);
+            self.prefill_budget
+                .tokens(progress.len(), decoding)
+                .max(scheduler::spread_floor(reading))
+        };
+        let plan =
+            scheduler::plan_step_capped(&progress, self.settings.batch_size as usize, prefill_cap);
         let mut chunks = vec![None; self.running.len()];
         for (i, range) in &plan.prefill {
             chunks[*i] = Some(range.clone());
@@ -374,10 +410,16 @@ impl<'m> Engine<'m> {
             let started = std::time::Instant::now();
             ctx.decode(&mut self.batch)
                 .map_err(|e| Error::Decode(e.to_string()))?;
+            let elapsed = started.elapsed();
+            if !self.settings.deterministic {
+                self.prefill_budget.observe(used, elapsed);
+            }
             tracing::trace!(
                 sequences = group.len(),
                 tokens = used,
-                ms = started.elapsed().as_secs_f64() * 1e3,
+                decoding,
+                prefill_cap = prefill_cap.min(u32::MAX as usize),
+                ms = elapsed.as_secs_f64() * 1e3,
                 "decoded"
             );
             self.sample(ctx, group, &mut finished);
