@@ -105,6 +105,31 @@ async fn greedy_answers_the_capital_of_france() {
 }
 
 #[tokio::test]
+async fn ignore_eos_writes_on_past_the_answer_without_sampling_end_of_generation() {
+    // The short answer above ends with <|im_end|>; with `ignore_eos` the engine never samples it
+    // (as llama-server): every token past the answer is text, not an invisible control token.
+    let b = backend();
+    let im_end = b.tokenize("<|im_end|>", false, true).unwrap();
+    assert_eq!(im_end.len(), 1);
+    let greedy_to_the_end = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy()
+    };
+    let s = b
+        .generate(request(
+            chat_prompt(&*b, "What is the capital of France?"),
+            24,
+            greedy_to_the_end,
+        ))
+        .unwrap();
+    let (text, ids, reason) = drain(&*b, s).await;
+    assert!(text.contains("Paris"), "{text:?}");
+    assert_eq!(ids.len(), 24);
+    assert_eq!(reason, FinishReason::Length);
+    assert!(!ids.contains(&im_end[0]), "{ids:?} {text:?}");
+}
+
+#[tokio::test]
 async fn greedy_is_deterministic_and_max_tokens_is_exact() {
     let b = deterministic_backend();
     let prompt = chat_prompt(&*b, "Write a long story about a dragon.");

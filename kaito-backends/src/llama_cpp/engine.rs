@@ -124,6 +124,7 @@ pub(super) fn run(
         cached_prompt_tokens: 0,
         stats,
         prefill_budget: PrefillBudget::new(settings.parallel as usize),
+        eog: sampler::eog_tokens(&model),
     };
     loop {
         if engine.running.is_empty() && engine.waiting.is_empty() {
@@ -173,6 +174,8 @@ struct Engine<'m> {
     /// Prompt tokens a step may carry beside decodes, from measured step times. Not used in
     /// deterministic mode, where a prompt's chunks must not depend on what else runs.
     prefill_budget: PrefillBudget,
+    /// End-of-generation tokens, banned from `ignore_eos` requests.
+    eog: Vec<LlamaToken>,
 }
 
 impl<'m> Engine<'m> {
@@ -308,14 +311,15 @@ impl<'m> Engine<'m> {
                 break;
             };
             let w = self.waiting.pop_front().expect("checked non-empty");
-            let sampler = match sampler::build(self.model, &w.request, self.settings.ctx_size) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.free_ids.push(Reverse(seq_id));
-                    w.sender.send(Err(e.into()));
-                    continue;
-                }
-            };
+            let sampler =
+                match sampler::build(self.model, &w.request, self.settings.ctx_size, &self.eog) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.free_ids.push(Reverse(seq_id));
+                        w.sender.send(Err(e.into()));
+                        continue;
+                    }
+                };
             // Reuse the longest cached prefix, but always recompute at least the last prompt token:
             // its logits are what the first new token is sampled from. Deterministic mode recomputes
             // every prompt: reused cells were computed in other batch shapes (a different matmul

@@ -4,6 +4,7 @@ use kaito_core::{Constraint, GenerateRequest, TokenLogprob};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::error::{Error, Result};
@@ -12,14 +13,37 @@ use crate::logprobs::{top_logprobs, TopLogprobs};
 /// Grammar for `response_format: json_object`: any JSON object.
 const JSON_OBJECT_SCHEMA: &str = r#"{"type": "object"}"#;
 
-/// Builds the sampler chain for a request: penalties, grammar, then greedy or top-k/top-p/min-p/temperature/dist.
+/// The model's end-of-generation tokens (EOS, EOT, `<|im_end|>`…).
+pub(super) fn eog_tokens(model: &LlamaModel) -> Vec<LlamaToken> {
+    let vocab = model.vocab();
+    (0..model.n_vocab())
+        .map(LlamaToken)
+        .filter(|&t| vocab.is_eog(t))
+        .collect()
+}
+
+/// Builds the sampler chain for a request: end-of-generation ban (`ignore_eos`), penalties,
+/// grammar, then greedy or top-k/top-p/min-p/temperature/dist.
+///
+/// `ignore_eos` never samples an end-of-generation token (`eog`), as llama-server does, rather
+/// than sampling one and going on: a chat model past its `<|im_end|>` writes invisible control
+/// tokens and a new turn, and every invisible token is a gap in the text stream. (Not under a
+/// grammar, which may allow nothing but the end once its text is complete.)
 pub(super) fn build(
     model: &LlamaModel,
     request: &GenerateRequest,
     ctx_size: u32,
+    eog: &[LlamaToken],
 ) -> Result<LlamaSampler> {
     let p = &request.sampling;
     let mut chain = Vec::new();
+    if p.ignore_eos && request.constraint.is_none() && !eog.is_empty() {
+        let bans: Vec<LlamaLogitBias> = eog
+            .iter()
+            .map(|&t| LlamaLogitBias::new(t, f32::NEG_INFINITY))
+            .collect();
+        chain.push(LlamaSampler::logit_bias(model.n_vocab(), &bans));
+    }
     if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
         // OpenAI penalties count every token generated so far (only generated tokens are accepted by
         // the chain). llama.cpp clamps a negative window to 0, which disables the sampler, so the

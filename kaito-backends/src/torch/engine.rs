@@ -340,6 +340,15 @@ impl Engine {
                 let top = top_logprobs(&logits, k as usize);
                 (top, logits.clone())
             });
+            // `ignore_eos` never samples an end-of-generation token (as the llama.cpp engine and
+            // llama-server): past its end a chat model writes control tokens, invisible in the text.
+            if seq.request.sampling.ignore_eos {
+                for &t in &self.eos {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
             let token = seq.sampler.sample(&mut logits);
             if self.eos.contains(&token) && !seq.request.sampling.ignore_eos {
                 finished.push((i, FinishReason::Stop));
