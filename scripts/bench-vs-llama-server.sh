@@ -4,7 +4,7 @@
 # 2048-token context per sequence; prints both tables with ratios (kaito ÷ llama-server).
 #   [BENCH_RUNS=3] scripts/bench-vs-llama-server.sh [--concurrency 1,2,4,8,16,32] [--requests 8] [--max-tokens 64]
 # With BENCH_RUNS > 1 the sweep is repeated against the same servers (new prompts each run) and the
-# median ratios are printed. Results (JSON) land in target/bench/.
+# median ratios (tok/s, TTFT p99, ITL p99; scripts/bench-ratios.py) are printed. Results (JSON) land in target/bench/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -69,27 +69,6 @@ for workload in distinct shared-prefix; do
   echo
   echo "prompt tokens computed (reused from cache) over the sweep: kaito $((k1 - k0)) ($((kc1 - kc0))), llama-server $((l1 - l0)) ($((lc1 - lc0)))"
   if [ "$runs" != 1 ]; then
-    python3 - "$out" "$workload" "$runs" <<'PY'
-import json, statistics, sys
-out, workload, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ratios = {}
-for run in range(1, runs + 1):
-    levels = json.load(open(f"{out}/{workload}-{run}.json"))
-    by = {(l["target"], l["concurrency"]): l for l in levels}
-    for (target, conc), l in by.items():
-        if target != "kaito":
-            continue
-        peer = by[("llama-server", conc)]
-        r = ratios.setdefault(conc, ([], []))
-        r[0].append(l["output_tok_s"] / peer["output_tok_s"])
-        r[1].append(l["ttft_p99_ms"] / peer["ttft_p99_ms"])
-print(f"\nmedian of {runs} runs, kaito ÷ llama-server ({workload})")
-print("| conc | tok/s ratio | TTFT p99 ratio | tok/s ratios, each run |")
-print("|---|---|---|---|")
-for conc in sorted(ratios):
-    tok, ttft = ratios[conc]
-    each = " ".join(f"{x:.2f}" for x in tok)
-    print(f"| {conc} | {statistics.median(tok):.2f} | {statistics.median(ttft):.2f} | {each} |")
-PY
+    python3 scripts/bench-ratios.py "$out" "$workload" "$runs"
   fi
 done

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Median ratios kaito ÷ llama-server over the runs of one workload of scripts/bench-vs-llama-server.sh.
+
+    scripts/bench-ratios.py DIR WORKLOAD RUNS
+
+Reads DIR/WORKLOAD-1.json .. DIR/WORKLOAD-RUNS.json (`kaito bench --json`) and prints, per concurrency,
+the median ratio of output tok/s, TTFT p99 and ITL p99 (the p99 of the gaps between two streamed
+chunks, over all requests of the level), then each run's ITL p99 in ms for both servers.
+"""
+import json
+import statistics
+import sys
+
+out, workload, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = {}
+for run in range(1, runs + 1):
+    with open(f"{out}/{workload}-{run}.json") as f:
+        levels = json.load(f)
+    by = {(level["target"], level["concurrency"]): level for level in levels}
+    for (target, conc), ours in by.items():
+        if target != "kaito":
+            continue
+        peer = by[("llama-server", conc)]
+        r = rows.setdefault(conc, {"tok": [], "ttft": [], "itl": [], "itl_ms": []})
+        r["tok"].append(ours["output_tok_s"] / peer["output_tok_s"])
+        r["ttft"].append(ours["ttft_p99_ms"] / peer["ttft_p99_ms"])
+        r["itl"].append(ours["itl_p99_ms"] / peer["itl_p99_ms"])
+        r["itl_ms"].append((ours["itl_p99_ms"], peer["itl_p99_ms"]))
+
+print(f"\nmedian of {runs} runs, kaito ÷ llama-server ({workload})")
+print("| conc | tok/s ratio | TTFT p99 ratio | ITL p99 ratio | tok/s ratios, each run | ITL p99 ms kaito / llama-server, each run |")
+print("|---|---|---|---|---|---|")
+for conc in sorted(rows):
+    r = rows[conc]
+    each = " ".join(f"{x:.2f}" for x in r["tok"])
+    itl = ", ".join(f"{k:.0f} / {p:.0f}" for k, p in r["itl_ms"])
+    print(
+        f"| {conc} | {statistics.median(r['tok']):.2f} | {statistics.median(r['ttft']):.2f} "
+        f"| {statistics.median(r['itl']):.2f} | {each} | {itl} |"
+    )
