@@ -5,10 +5,10 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use kaito_core::api::openai::ChatCompletionRequest;
+use kaito_core::api::params;
 use kaito_core::chat_template::ChatTemplate;
 use kaito_core::metrics::Metrics;
-use kaito_core::server::openai::ChatCompletionRequest;
-use kaito_core::server::params;
 use kaito_core::stop::StopMatcher;
 use kaito_core::EngineStats;
 use serde_json::json;

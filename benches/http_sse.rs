@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{criterion_group, criterion_main, Criterion};
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::server;
 use kaito_core::testing::ScriptedBackend;
 use tower::ServiceExt;
 

@@ -3,8 +3,9 @@
 //! `cargo run --release -p kaito-examples --example embedded_server` then
 //! `curl http://127.0.0.1:8181/v1/chat/completions -H 'content-type: application/json' -d '{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Hi"}]}'`
 
+use kaito_core::infer::{self, AppState, ServerConfig};
 use kaito_core::model::{catalogue, fetch};
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::server;
 use kaito_core::EngineConfig;
 
 #[tokio::main]
@@ -26,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     // 3. Server state, warm-up, then serve until Ctrl-C.
     let state = AppState::new(ServerConfig::new(preset.name));
     state.set_backend(backend)?;
-    server::warm_up(&state).await?;
+    infer::warm_up(&state).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8181").await?;
     println!(
         "serving {} at http://127.0.0.1:8181/v1 (Ctrl-C stops)",

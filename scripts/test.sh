@@ -33,6 +33,9 @@ cargo build --release --workspace --all-targets --features "$features"
 step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --features "$features" -- -D warnings
 
+step "kaito-core alone: no HTTP server or client without its features; members name what they use"
+scripts/check-core-alone.sh
+
 step "rustdoc -D warnings; cargo package of the publishable crates (dry run)"
 RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --features "$features"
 # --no-verify: verifying rebuilds every dependency and llama.cpp in the dev profile (minutes).

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use futures::StreamExt;
-use kaito_core::server::generation::{self, ChoiceEvent, Job};
-use kaito_core::server::{AppState, ServerConfig};
+use kaito_core::infer::generation::{self, ChoiceEvent, Job};
+use kaito_core::infer::{AppState, ServerConfig};
 use kaito_core::SamplingParams;
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ async fn answer(
 ) -> Result<String> {
     let backend = state.backend()?;
     let prompt = backend.tokenize(prompt_text, true, true)?;
-    let max_tokens = kaito_core::server::params::fit_context(
+    let max_tokens = kaito_core::api::params::fit_context(
         prompt.len(),
         Some(
             max_tokens.min(

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::infer::{self, AppState, ServerConfig};
+use kaito_core::server;
 
 use crate::args::ServeArgs;
 use crate::runtime;
@@ -42,7 +43,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let path = runtime::fetch(&plan).await?;
         let backend = runtime::load(&plan, path).await?;
         state.set_backend(backend)?;
-        server::warm_up(&state).await?;
+        infer::warm_up(&state).await?;
         anyhow::Ok(())
     };
     tokio::select! {

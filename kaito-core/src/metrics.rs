@@ -77,7 +77,7 @@ pub struct Metrics {
     prompt_tokens: AtomicU64,
     generation_tokens: AtomicU64,
     success: Mutex<BTreeMap<&'static str, u64>>,
-    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    errors: Mutex<BTreeMap<(u16, &'static str), u64>>,
     ttft: Histogram,
     itl: Histogram,
     e2e: Histogram,
@@ -133,8 +133,8 @@ impl Metrics {
             .entry(finished_reason)
             .or_default() += 1;
     }
-    /// A request failed with an HTTP error.
-    pub fn request_error(&self, status: &'static str, reason: &'static str) {
+    /// A request answered with HTTP error `status` for `reason` (an OpenAI error code or type).
+    pub fn request_error(&self, status: u16, reason: &'static str) {
         *self
             .errors
             .lock()

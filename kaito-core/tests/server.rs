@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::infer::{self, AppState, ServerConfig};
+use kaito_core::server;
 use kaito_core::testing::ScriptedBackend;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -240,6 +241,73 @@ async fn readiness_waits_for_the_engine() {
     state
         .set_backend(Arc::new(ScriptedBackend::new("m", "ok", Duration::ZERO)))
         .unwrap();
-    server::warm_up(&state).await.unwrap();
+    infer::warm_up(&state).await.unwrap();
     assert_eq!(ready(router).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_error_answer_is_counted_by_status_and_reason() {
+    let config = ServerConfig {
+        api_keys: vec!["sk-right".into()],
+        ..ServerConfig::new("m")
+    };
+    let router = server::router(state(config, "ok", 0));
+    let send = |body: Value, key: &'static str| {
+        let router = router.clone();
+        async move {
+            let request = Request::post("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            router.oneshot(request).await.unwrap().status()
+        }
+    };
+    for _ in 0..2 {
+        let status = send(hello(json!({"temperature": 9})), "sk-right").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let status = send(hello(json!({"model": "other"})), "sk-right").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(hello(json!({})), "sk-wrong").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(send(hello(json!({})), "sk-right").await, StatusCode::OK);
+    let missing = router
+        .clone()
+        .oneshot(Request::get("/v2/nothing").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let metrics = router
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(metrics.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kaito:request_errors_total{"))
+        .collect();
+    let expected = [
+        r#"kaito:request_errors_total{model_name="m",status="400",reason="invalid_request_error"} 2"#,
+        r#"kaito:request_errors_total{model_name="m",status="401",reason="invalid_api_key"} 1"#,
+        r#"kaito:request_errors_total{model_name="m",status="404",reason="model_not_found"} 1"#,
+        r#"kaito:request_errors_total{model_name="m",status="404",reason="not_found"} 1"#,
+    ];
+    assert_eq!(errors, expected, "{text}");
+    assert!(
+        text.contains(r#"vllm:request_success_total{model_name="m",finished_reason="stop"} 1"#)
+            || text.contains(
+                r#"vllm:request_success_total{model_name="m",finished_reason="length"} 1"#
+            ),
+        "{text}"
+    );
 }

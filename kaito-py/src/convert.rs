@@ -1,7 +1,7 @@
 //! Python values to and from JSON (through the standard `json` module, so dicts keep their order
 //! and every JSON-able Python value works), and the sampling keyword arguments.
 
-use kaito_core::server::openai::{SamplingFields, StringOrList};
+use kaito_core::api::openai::{SamplingFields, StringOrList};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -44,7 +44,7 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
 }
 
 /// The sampling keyword arguments every generation method takes, as OpenAI request fields
-/// (validated later by `kaito_core::server::params::validate`, which names the field at fault).
+/// (validated later by `kaito_core::api::params::validate`, which names the field at fault).
 pub const SAMPLING_KEYS: &[&str] = &[
     "max_tokens",
     "temperature",

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use kaito_core::server::generation::{self, ChoiceEvent, Job};
-use kaito_core::server::{params, Admission, AppState};
+use kaito_core::api::params;
+use kaito_core::infer::generation::{self, ChoiceEvent, Job};
+use kaito_core::infer::{Admission, AppState};
 use kaito_core::{Error, Result};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -87,7 +88,7 @@ impl Engine {
     fn prepare(
         state: &Arc<AppState>,
         prompt: &str,
-        fields: &kaito_core::server::openai::SamplingFields,
+        fields: &kaito_core::api::openai::SamplingFields,
     ) -> Result<(Job, Admission)> {
         let v = params::validate(fields, None)?;
         let backend = state.backend()?;

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kaito_core::infer::{AppState, ServerConfig};
 use kaito_core::model::catalogue;
 use kaito_core::model::fetch::{self, FetchOptions};
-use kaito_core::server::{AppState, ServerConfig};
 use kaito_core::{EngineConfig, Error, ModelSource, Result, Workspace};
 
 /// What the caller asked for; `None` fields take the Workspace's value, then the default.
@@ -174,7 +174,7 @@ impl Plan {
         config.max_queue = self.engine.max_queue as usize;
         let state = AppState::new(config);
         state.set_backend(backend)?;
-        kaito_core::server::warm_up(&state).await?;
+        kaito_core::infer::warm_up(&state).await?;
         Ok(state)
     }
 }

@@ -4,7 +4,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::server;
 use kaito_core::Error;
 use pyo3::prelude::*;
 use tokio::sync::watch;

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use kaito_core::chat_template::ChatTemplate;
-use kaito_core::server::{self, AppState, ServerConfig};
+use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::server;
 use kaito_core::{
     Backend, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, GenerationStream,
     SamplingParams,

@@ -3,6 +3,7 @@
 pub mod catalogue;
 pub mod convert;
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub mod fetch;
 pub mod gguf;
 

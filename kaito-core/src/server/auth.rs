@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::state::AppState;
+use crate::infer::AppState;
 
 /// Rejects requests without a configured key; passes everything when no keys are configured.
 pub async fn require_api_key(

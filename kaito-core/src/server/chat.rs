@@ -14,12 +14,12 @@ use crate::backend::{Constraint, FinishReason};
 use crate::error::{Error, Result};
 
 use super::error::{sse_error_payload, ApiError};
-use super::generation::{self, ChoiceEvent, Collected, Job, TokenOut};
 use super::json::OpenAiJson;
-use super::openai::{ChatCompletionRequest, Usage};
-use super::params;
 use super::request_log::RequestLog;
-use super::state::AppState;
+use crate::api::openai::{ChatCompletionRequest, Usage};
+use crate::api::params;
+use crate::infer::generation::{self, ChoiceEvent, Collected, Job, TokenOut};
+use crate::infer::AppState;
 
 /// How tools shape the answer.
 #[derive(Debug, Clone, PartialEq)]

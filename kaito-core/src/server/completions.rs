@@ -14,12 +14,12 @@ use crate::backend::FinishReason;
 use crate::error::Error;
 
 use super::error::{sse_error_payload, ApiError};
-use super::generation::{self, ChoiceEvent, Job, TokenOut};
 use super::json::OpenAiJson;
-use super::openai::{CompletionRequest, Usage};
-use super::params;
 use super::request_log::RequestLog;
-use super::state::AppState;
+use crate::api::openai::{CompletionRequest, Usage};
+use crate::api::params;
+use crate::infer::generation::{self, ChoiceEvent, Job, TokenOut};
+use crate::infer::AppState;
 
 /// Handler.
 pub async fn completions(

@@ -10,8 +10,8 @@ use crate::error::Error;
 
 use super::error::ApiError;
 use super::json::OpenAiJson;
-use super::openai::EmbeddingRequest;
-use super::state::AppState;
+use crate::api::openai::EmbeddingRequest;
+use crate::infer::AppState;
 
 /// Most inputs in one request.
 const MAX_INPUTS: usize = 256;

@@ -1,11 +1,16 @@
 //! The one mapping from [`crate::Error`] to HTTP: status, OpenAI error body, `Retry-After`.
 
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use crate::error::Error;
+use crate::infer::AppState;
 
 /// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug)]
@@ -151,8 +156,14 @@ impl From<Error> for ApiError {
     }
 }
 
+/// Left on every error response by [`ApiError`]'s `IntoResponse`, the one place errors become
+/// HTTP: the server's outermost layer counts it in `kaito:request_errors_total` (status, reason).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorReason(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let reason = ErrorReason(self.reason());
         let body = json!({
             "error": {
                 "message": self.message,
@@ -169,8 +180,26 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        response.extensions_mut().insert(reason);
         response
     }
+}
+
+/// The server's outermost layer: counts each response an [`ApiError`] made (it carries an
+/// [`ErrorReason`]) in `kaito:request_errors_total`, whichever handler, extractor, the auth layer
+/// or the fallback produced it.
+pub(super) async fn count_errors(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(ErrorReason(reason)) = response.extensions().get::<ErrorReason>() {
+        state
+            .metrics
+            .request_error(response.status().as_u16(), reason);
+    }
+    response
 }
 
 /// The payload of an SSE error event, for errors after the stream has started.

@@ -9,29 +9,22 @@ mod chat;
 mod completions;
 mod embeddings;
 pub mod error;
-pub mod generation;
 mod json;
-pub mod openai;
-pub mod params;
 mod probes;
 mod request_log;
-mod state;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::Router;
-use futures::StreamExt;
 
 pub use auth::read_key_file;
 pub use error::ApiError;
-pub use state::{Admission, AppState, ServerConfig};
 
-use crate::backend::{GenerateRequest, GenerationEvent, SamplingParams};
 use crate::error::{Error, Result};
+use crate::infer::AppState;
 
 /// Body size limit (prompts are text; 16 MiB is generous).
 const BODY_LIMIT: usize = 16 << 20;
@@ -55,6 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(probes::metrics))
         .fallback(|req: Request| async move { ApiError::route_not_found(req.uri().path()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::count_errors,
+        ))
         .with_state(state)
 }
 
@@ -76,32 +73,4 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::io("server failed", e))
-}
-
-/// Generates one real token with the loaded engine, then marks the server ready.
-pub async fn warm_up(state: &AppState) -> Result<()> {
-    let backend = state.backend()?;
-    let prompt = backend.tokenize("Hello", true, false)?;
-    let mut stream = backend.generate(GenerateRequest {
-        id: "warm-up".into(),
-        prompt,
-        max_tokens: 1,
-        sampling: SamplingParams::greedy(),
-        constraint: None,
-        logprobs: None,
-    })?;
-    let deadline = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Some(event) = stream.next().await {
-            match event? {
-                GenerationEvent::Token(_) | GenerationEvent::Finished { .. } => return Ok(()),
-                GenerationEvent::Started { .. } => {}
-            }
-        }
-        Err(Error::Engine("warm-up produced no token".into()))
-    });
-    deadline
-        .await
-        .map_err(|_| Error::Engine("warm-up timed out".into()))??;
-    state.set_ready();
-    Ok(())
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::backend::Health;
 
-use super::openai::ModelCard;
-use super::state::AppState;
+use crate::api::openai::ModelCard;
+use crate::infer::AppState;
 
 /// Liveness: 200 while the process serves HTTP and the engine thread is alive.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {

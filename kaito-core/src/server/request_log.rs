@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::FinishReason;
 
-use super::state::AppState;
+use crate::infer::AppState;
 
 /// Accumulates what the log line reports; logs on drop.
 pub struct RequestLog {

@@ -1,0 +1,44 @@
+//! Running requests on a loaded engine, without an HTTP server: the state every front end shares
+//! (the engine, its chat template, readiness, admission control, metrics) and the generation of
+//! a request's choices into text deltas. The OpenAI server (feature `server`), the Python
+//! bindings and the CLI's chat all go through it.
+
+pub mod generation;
+mod state;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+pub use state::{Admission, AppState, ServerConfig};
+
+use crate::backend::{GenerateRequest, GenerationEvent, SamplingParams};
+use crate::error::{Error, Result};
+
+/// Generates one real token with the loaded engine, then marks the server ready.
+pub async fn warm_up(state: &AppState) -> Result<()> {
+    let backend = state.backend()?;
+    let prompt = backend.tokenize("Hello", true, false)?;
+    let mut stream = backend.generate(GenerateRequest {
+        id: "warm-up".into(),
+        prompt,
+        max_tokens: 1,
+        sampling: SamplingParams::greedy(),
+        constraint: None,
+        logprobs: None,
+    })?;
+    let deadline = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(event) = stream.next().await {
+            match event? {
+                GenerationEvent::Token(_) | GenerationEvent::Finished { .. } => return Ok(()),
+                GenerationEvent::Started { .. } => {}
+            }
+        }
+        Err(Error::Engine("warm-up produced no token".into()))
+    });
+    deadline
+        .await
+        .map_err(|_| Error::Engine("warm-up timed out".into()))??;
+    state.set_ready();
+    Ok(())
+}
