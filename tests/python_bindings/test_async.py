@@ -81,7 +81,9 @@ def test_leaving_astream_early_cancels(llm: kaito.LLM) -> None:
 def test_cancelling_an_await_cancels_the_generation(small_llm: kaito.LLM) -> None:
     async def cancelled() -> None:
         try:
-            await asyncio.wait_for(small_llm.agenerate("Once upon a time", max_tokens=450), 0.3)
+            # Greedy: a sampled story may end within 0.3 s.
+            long = small_llm.agenerate("Once upon a time", max_tokens=450, temperature=0)
+            await asyncio.wait_for(long, 0.3)
         except asyncio.TimeoutError:
             return
         raise AssertionError("a 450-token generation finished within 0.3 s")

@@ -53,7 +53,7 @@ def test_threads_generate_concurrently_with_sequential_answers(llm: kaito.LLM) -
 
 def test_overloaded_engine_raises(small_llm: kaito.LLM) -> None:
     small = small_llm
-    stream = small.generate("Once upon a time", max_tokens=100, stream=True)
+    stream = small.generate("Once upon a time", max_tokens=100, temperature=0, stream=True)
     next(iter(stream))  # holds the only slot
     with pytest.raises(kaito.OverloadedError, match="overloaded") as info:
         small.generate("Hello", max_tokens=2)
@@ -64,6 +64,10 @@ def test_overloaded_engine_raises(small_llm: kaito.LLM) -> None:
 
 @pytest.mark.skipif(os.name != "posix", reason="uses SIGINT")
 def test_ctrl_c_interrupts_a_long_generation(llm: kaito.LLM) -> None:
+    # Python keeps SIGINT ignored when it starts ignored, as it does in a background job of a
+    # non-interactive shell (`cmd &` in a script, nohup; some CI runners): Ctrl-C is then never
+    # delivered at all. The test wants Python's usual handler, as an interactive session has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
@@ -72,6 +76,7 @@ def test_ctrl_c_interrupts_a_long_generation(llm: kaito.LLM) -> None:
             llm.generate("Once upon a time", max_tokens=450, temperature=0)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 5
     # The engine is fine afterwards.
     assert llm.generate("Hello", max_tokens=2, temperature=0) is not None
