@@ -64,6 +64,10 @@ pub const DTYPE_NAMES: &[&str] = &["f32", "bf16", "f16"];
 /// Weight-only quantization schemes of the quant engine.
 pub const QUANTIZATION_NAMES: &[&str] = &["int8", "int4", "int4-g32", "int4-g64", "int4-g128"];
 
+/// The largest prefix cache a Workspace may ask for, in MiB (1 TiB): a larger figure is a unit
+/// mistake (`inference.engine.prefixCacheMib` is in MiB).
+pub const MAX_PREFIX_CACHE_MIB: u32 = 1 << 20;
+
 /// Whether `device` is `cpu`, `cuda` or `cuda:N`.
 pub fn valid_device(device: &str) -> bool {
     match device {
@@ -180,6 +184,9 @@ impl EngineConfig {
         }
         if let Some(v) = spec.gpu_layers {
             self.gpu_layers = v;
+        }
+        if let Some(v) = spec.prefix_cache_mib {
+            self.prefix_cache_mib = v;
         }
         if let Some(v) = &spec.device {
             self.device = Some(v.clone());

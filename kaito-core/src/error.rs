@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong inside `kaito-core` and the engines behind its [`crate::Backend`] trait.
+/// New kinds will come (registries, model stores): match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A Workspace (or other spec) failed to parse or validate; `path` names the field (`inference.preset.name`).
     #[error("invalid spec at `{path}`: {message}")]

@@ -379,13 +379,19 @@ pub fn estimate(ws: &Workspace, inputs: &EstimateInputs) -> Result<Option<Estima
         Runtime::Kaito => {
             let parallel = u64::from(engine.parallel.unwrap_or(1));
             let threads = engine.threads.unwrap_or(2);
+            // The host prefix cache (finished prompts' KV) lives in the pod's memory too.
+            let prefix_cache_mib = u64::from(
+                engine
+                    .prefix_cache_mib
+                    .unwrap_or(kaito_core::EngineConfig::default().prefix_cache_mib),
+            );
             let total = weights_need
                 + (kv_cache_bytes * parallel) as f64
-                + (CPU_RUNTIME_OVERHEAD_MIB as f64) * 1024.0 * 1024.0;
+                + ((prefix_cache_mib + CPU_RUNTIME_OVERHEAD_MIB) as f64) * 1024.0 * 1024.0;
             let mib = (total / (1024.0 * 1024.0)).ceil() as u64;
             let memory_mib = mib.div_ceil(64) * 64;
             steps.push(format!(
-                "CPU memory: weights {} + KV {} × {parallel} sequence(s) + {CPU_RUNTIME_OVERHEAD_MIB} MiB runtime = {memory_mib} MiB (rounded up to 64 MiB)",
+                "CPU memory: weights {} + KV {} × {parallel} sequence(s) + {prefix_cache_mib} MiB prefix cache + {CPU_RUNTIME_OVERHEAD_MIB} MiB runtime = {memory_mib} MiB (rounded up to 64 MiB)",
                 gib(weights_need),
                 gib(kv_cache_bytes as f64)
             ));
@@ -608,8 +614,9 @@ mod tests {
         match e.placement {
             Placement::Cpu(c) => {
                 assert_eq!(c.cpu_cores, 1);
-                // 98.4 MB × 1.02 + 2 × 30 × 3 × 64 × 2 × 2048 bytes (45 MiB) + 256 MiB ≈ 397 MiB → 448
-                assert_eq!(c.memory_mib, 448);
+                // 98.4 MB × 1.02 + 2 × 30 × 3 × 64 × 2 × 2048 bytes (45 MiB) + 128 MiB prefix
+                // cache + 256 MiB ≈ 525 MiB → 576
+                assert_eq!(c.memory_mib, 576);
             }
             Placement::Gpu(_) => panic!("GGUF must run on CPU"),
         }

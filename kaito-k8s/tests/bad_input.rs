@@ -117,6 +117,44 @@ fn context_above_model_limit() {
 }
 
 #[test]
+fn prefix_cache_beyond_a_tebibyte_or_negative() {
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: smollm2-135m-instruct}}, engine: {{prefixCacheMib: 4000000}}}}\n"),
+        "inference.engine.prefixCacheMib: 4000000 MiB is more than 1048576 MiB (1 TiB); the field is in MiB",
+    );
+    assert_rejects(
+        &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: smollm2-135m-instruct}}, engine: {{prefixCacheMib: -1}}}}\n"),
+        "inference.engine.prefixCacheMib",
+    );
+}
+
+#[test]
+fn prefix_cache_counts_in_the_cpu_memory_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let estimate = |engine: &str| {
+        let f = dir.path().join("ws.yaml");
+        std::fs::write(&f, format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: smollm2-135m-instruct}}, engine: {{{engine}}}}}\n")).unwrap();
+        kaito_k8s::cli::estimate_file(&f).unwrap()
+    };
+    let default = estimate("parallel: 1");
+    assert!(
+        default.contains(" + 128 MiB prefix cache + 256 MiB runtime = "),
+        "{default}"
+    );
+    let big = estimate("parallel: 1, prefixCacheMib: 2048");
+    assert!(
+        big.contains(" + 2048 MiB prefix cache + 256 MiB runtime = "),
+        "{big}"
+    );
+    let mib = |out: &str| -> u64 {
+        let line = out.lines().find(|l| l.contains("CPU memory:")).unwrap();
+        let total = line.split(" = ").last().unwrap();
+        total.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert_eq!(mib(&big) - mib(&default), 1920, "{default}\n{big}");
+}
+
+#[test]
 fn misspelt_field_and_bad_enum() {
     assert_rejects(
         &format!("{WS}resource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference: {{preset: {{name: phi-4, acessMode: public}}}}\n"),

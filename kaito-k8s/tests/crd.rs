@@ -33,7 +33,7 @@ fn schema_declares_every_kaito_core_field() {
                 "presetOptions": {"image": "i", "imagePullSecrets": ["s"], "modelAccessSecret": "m"}},
             "config": "c",
             "adapters": [{"source": {"name": "a", "urls": ["https://x"], "image": "i", "imagePullSecrets": ["s"], "volumeSource": {}}, "strength": "1.0"}],
-            "engine": {"backend": "llama-cpp", "threads": 1, "ctxSize": 1, "parallel": 1, "maxQueue": 1, "batchSize": 1, "gpuLayers": 0, "device": "cpu", "dtype": "f32", "quantization": "int4"}},
+            "engine": {"backend": "llama-cpp", "threads": 1, "ctxSize": 1, "parallel": 1, "maxQueue": 1, "batchSize": 1, "gpuLayers": 0, "prefixCacheMib": 0, "device": "cpu", "dtype": "f32", "quantization": "int4"}},
         "status": {"workerNodes": ["n"], "conditions": [{"type": "InferenceReady", "status": "True", "reason": "R", "message": "m", "lastTransitionTime": "2024-01-01T00:00:00Z", "observedGeneration": 1}]}
     });
     // Round-trip through kaito-core so a field kaito-core adds shows up here.

@@ -34,53 +34,16 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 #[pyclass(frozen, module = "kaito._kaito", name = "Engine")]
 pub struct Engine {
     pub(crate) state: Arc<AppState>,
+    /// Whether the engine decodes batch-invariant (`deterministic=`).
+    deterministic: bool,
 }
 
-/// Turns OpenAI-shaped messages into template input: content parts joined, roles checked.
+/// Python's list of message dicts (as JSON) → chat-template input, by the server's rules.
 fn normalize_messages(messages: &Value) -> Result<Vec<Value>> {
     let list = messages
         .as_array()
         .ok_or_else(|| Error::request("messages", "`messages` must be a list of dicts"))?;
-    if list.is_empty() {
-        return Err(Error::request("messages", "`messages` is empty"));
-    }
-    list.iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
-                Error::request(format!("messages[{i}].role"), format!("messages[{i}] needs a string `role`"))
-            })?;
-            if !matches!(role, "system" | "user" | "assistant" | "developer" | "tool") {
-                return Err(Error::request(
-                    format!("messages[{i}].role"),
-                    format!("messages[{i}].role `{role}` is not one of system, user, assistant, developer, tool"),
-                ));
-            }
-            let content = match m.get("content") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => parts
-                    .iter()
-                    .map(|p| p.get("text").and_then(Value::as_str).map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| {
-                        Error::request(
-                            format!("messages[{i}].content"),
-                            format!("messages[{i}].content: only text parts are supported"),
-                        )
-                    })?
-                    .join(""),
-                Some(_) => {
-                    return Err(Error::request(
-                        format!("messages[{i}].content"),
-                        format!("messages[{i}].content must be a str or a list of text parts"),
-                    ))
-                }
-            };
-            let role = if role == "developer" { "system" } else { role };
-            Ok(json!({"role": role, "content": content}))
-        })
-        .collect()
+    kaito_core::api::messages::normalize(list)
 }
 
 impl Engine {
@@ -171,7 +134,7 @@ fn collected(out: Vec<generation::Collected>) -> Vec<ChoiceOut> {
 impl Engine {
     /// Resolves, fetches (when needed) and loads a model, then generates one warm-up token.
     #[new]
-    #[pyo3(signature = (model=None, *, workspace=None, backend=None, threads=None, ctx_size=None, parallel=None, max_queue=None, cache_dir=None, served_name=None))]
+    #[pyo3(signature = (model=None, *, workspace=None, backend=None, threads=None, ctx_size=None, parallel=None, max_queue=None, cache_dir=None, served_name=None, deterministic=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -184,6 +147,7 @@ impl Engine {
         max_queue: Option<u32>,
         cache_dir: Option<PathBuf>,
         served_name: Option<String>,
+        deterministic: Option<bool>,
     ) -> PyResult<Self> {
         let options = LoadOptions {
             model,
@@ -195,10 +159,15 @@ impl Engine {
             max_queue,
             cache_dir,
             served_name,
+            deterministic,
         };
         let plan = Plan::resolve(&options).py(py)?;
+        let deterministic = plan.engine.deterministic;
         let state = wait(py, plan.load())?.py(py)?;
-        Ok(Engine { state })
+        Ok(Engine {
+            state,
+            deterministic,
+        })
     }
 
     /// The model id (the served name).
@@ -219,6 +188,7 @@ impl Engine {
         let mut value = serde_json::to_value(backend.model()).unwrap_or_default();
         value["backend"] = json!(backend.name());
         value["context_size"] = json!(backend.context_size());
+        value["deterministic"] = json!(self.deterministic);
         from_json(py, &value)
     }
 
@@ -403,24 +373,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_are_normalised_and_checked() {
-        let ok = normalize_messages(&json!([
-            {"role": "developer", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
-        ]))
-        .unwrap();
-        assert_eq!(ok[0], json!({"role": "system", "content": "Be brief."}));
-        assert_eq!(ok[1]["content"], "Hi there");
+    fn messages_must_be_a_list_and_follow_the_server_s_rules() {
         for (bad, param) in [
+            (json!({"role": "user"}), "messages"),
             (json!([]), "messages"),
-            (json!([{"content": "x"}]), "messages[0].role"),
             (
-                json!([{"role": "wizard", "content": "x"}]),
-                "messages[0].role",
-            ),
-            (
-                json!([{"role": "user", "content": 1}]),
-                "messages[0].content",
+                json!([{"role": "user", "content": [{"text": "no type"}]}]),
+                "messages[0].content[0]",
             ),
         ] {
             match normalize_messages(&bad) {
@@ -428,5 +387,13 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+        let calls =
+            json!([{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]);
+        let ok = normalize_messages(&json!([
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": calls},
+        ]))
+        .unwrap();
+        assert_eq!(ok[1]["tool_calls"], calls);
     }
 }

@@ -38,7 +38,7 @@ pub fn to_py(py: Python<'_>, error: kaito_core::Error) -> PyErr {
         E::ModelLoad { .. } | E::Download { .. } | E::NotCompiled(_) => "ModelLoadError",
         E::Overloaded { .. } => "OverloadedError",
         E::NotReady | E::Cancelled | E::Unsupported(_) | E::Engine(_) => "GenerationError",
-        E::Io { .. } => "KaitoError",
+        _ => "KaitoError",
     };
     raise(py, class, error.metric_label(), error.to_string())
 }

@@ -31,6 +31,8 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     /// The model id reported in responses (and served by `kaito.serve`).
     pub served_name: Option<String>,
+    /// Batch-invariant decoding; `None` = on (see [`Plan::resolve`]).
+    pub deterministic: Option<bool>,
 }
 
 /// A resolved load plan.
@@ -128,9 +130,10 @@ impl Plan {
             engine = engine.with_max_queue(q);
         }
         // In-process use (notebooks, test suites) wants reproducible text more than batch throughput:
-        // the Python `LLM` runs batch-invariant, so a prompt's greedy answer does not depend on what
-        // runs beside it or on cached prefixes. `kaito serve` defaults to batching and prefix reuse.
-        engine = engine.with_deterministic(true);
+        // by default the Python `LLM` runs batch-invariant, so a prompt's greedy answer does not
+        // depend on what runs beside it or on cached prefixes. `deterministic=False` gives the
+        // batching and prefix reuse `kaito serve` defaults to.
+        engine = engine.with_deterministic(options.deterministic.unwrap_or(true));
         let served_name = options
             .served_name
             .clone()
@@ -201,9 +204,20 @@ mod tests {
     }
 
     #[test]
+    fn deterministic_false_gives_serve_s_batching_back() {
+        let options = LoadOptions {
+            deterministic: Some(false),
+            ..LoadOptions::default()
+        };
+        let plan = Plan::resolve(&options).unwrap();
+        assert_eq!(plan.engine, EngineConfig::default());
+        assert!(!plan.engine.deterministic);
+    }
+
+    #[test]
     fn arguments_override_the_workspace_engine() {
         let ws = workspace(
-            "  preset: {name: smollm2-135m-instruct}\n  engine: {threads: 3, parallel: 2, ctxSize: 128}\n",
+            "  preset: {name: smollm2-135m-instruct}\n  engine: {threads: 3, parallel: 2, ctxSize: 128, prefixCacheMib: 0}\n",
         );
         let plan = Plan::resolve(&LoadOptions {
             workspace: Some(ws),
@@ -214,6 +228,7 @@ mod tests {
         assert_eq!(plan.engine.threads, 1);
         assert_eq!(plan.engine.parallel, 2);
         assert_eq!(plan.engine.ctx_size, Some(128));
+        assert_eq!(plan.engine.prefix_cache_mib, 0);
     }
 
     #[test]

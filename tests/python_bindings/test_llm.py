@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import pytest
 
 import kaito
 
@@ -117,3 +121,16 @@ def test_info_reports_the_model(llm: kaito.LLM) -> None:
     assert info["quantization"] == "Q4_1"
     assert info["context_size"] == llm.context_size == 512
     assert repr(llm).startswith("LLM(")
+
+
+def test_deterministic_is_the_default_and_can_be_turned_off(llm: kaito.LLM, model: Optional[str]) -> None:
+    assert llm.info()["deterministic"] is True
+    batching = kaito.LLM(model, threads=1, ctx_size=512, parallel=4, deterministic=False)
+    assert batching.info()["deterministic"] is False
+    # Batched, with prefix reuse: concurrent greedy calls all answer, and a prompt seen before
+    # (its prefix now cached) still gives text.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: batching.generate(PROMPT, max_tokens=8, temperature=0), range(4)))
+    assert all(a.strip() for a in answers), answers
+    with pytest.raises(TypeError):
+        kaito.LLM(model, threads=1, ctx_size=512, deterministic="yes")  # type: ignore[arg-type]

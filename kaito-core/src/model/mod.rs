@@ -15,8 +15,10 @@ use crate::error::{Error, Result};
 use catalogue::Preset;
 use gguf::{GgufHeader, GgufValue};
 
-/// Where a model's weights come from, as a user names them.
+/// Where a model's weights come from, as a user names them. More sources will come (OCI
+/// registries): match with a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ModelSource {
     /// A local GGUF file, or a Hugging Face checkpoint directory (`config.json` + safetensors).
     Path(PathBuf),

@@ -62,7 +62,7 @@ pub async fn chat_completions(
         Some(k) => k as u32,
         None => 0,
     };
-    let messages = normalize_messages(&req.messages)?;
+    let messages = crate::api::messages::normalize(&req.messages)?;
     let (tool_mode, tool_constraint) = tool_mode(req.tools.as_deref(), req.tool_choice.as_ref())?;
     let format_constraint = response_format(req.response_format.as_ref())?;
     let constraint = tool_constraint.or(format_constraint);
@@ -200,78 +200,6 @@ pub async fn chat_completions(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
-}
-
-/// Turns content parts into strings and checks roles.
-fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
-    if messages.is_empty() {
-        return Err(Error::request(
-            "messages",
-            "`messages` must contain at least one message",
-        ));
-    }
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let obj = m.as_object().ok_or_else(|| {
-                Error::request(format!("messages[{i}]"), "each message must be an object")
-            })?;
-            let role = obj
-                .get("role")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::request(format!("messages[{i}].role"), "missing `role`"))?;
-            if !matches!(role, "system" | "developer" | "user" | "assistant" | "tool") {
-                return Err(Error::request(
-                    format!("messages[{i}].role"),
-                    format!("`{role}` is not one of system, developer, user, assistant, tool"),
-                ));
-            }
-            let content = match obj.get("content") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(parts)) => {
-                    let mut text = String::new();
-                    for (k, part) in parts.iter().enumerate() {
-                        match (
-                            part.get("type").and_then(Value::as_str),
-                            part.get("text").and_then(Value::as_str),
-                        ) {
-                            (Some("text"), Some(t)) => text.push_str(t),
-                            _ => {
-                                return Err(Error::request(
-                                    format!("messages[{i}].content[{k}]"),
-                                    "only text content parts are supported",
-                                ))
-                            }
-                        }
-                    }
-                    text
-                }
-                Some(_) => {
-                    return Err(Error::request(
-                        format!("messages[{i}].content"),
-                        "`content` must be a string or a list of parts",
-                    ))
-                }
-            };
-            if content.is_empty() && role == "user" {
-                return Err(Error::request(
-                    format!("messages[{i}].content"),
-                    "user message content is empty",
-                ));
-            }
-            let mut out = m.clone();
-            out["role"] = json!(if role == "developer" { "system" } else { role });
-            out["content"] = json!(content);
-            if role == "assistant" && content.is_empty() {
-                if let Some(calls) = obj.get("tool_calls") {
-                    out["content"] = json!(format!("<tool_call>{calls}</tool_call>"));
-                }
-            }
-            Ok(out)
-        })
-        .collect()
 }
 
 fn merge_leading_system(messages: &mut Vec<Value>) {

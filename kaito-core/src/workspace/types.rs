@@ -283,6 +283,11 @@ pub struct EngineSpec {
     /// Layers to offload to the GPU (needs a CUDA build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_layers: Option<u32>,
+    /// Host memory, in MiB, for the KV of finished prompts, restored when a later prompt shares
+    /// a prefix (llama.cpp engine; 0 turns it off; default 128). At most
+    /// [`MAX_PREFIX_CACHE_MIB`](crate::engine::MAX_PREFIX_CACHE_MIB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_mib: Option<u32>,
     /// Device of the torch engines: `cpu`, `cuda` or `cuda:N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,

@@ -208,5 +208,14 @@ fn engine(path: &str, e: &EngineSpec) -> Result<()> {
             return Err(Error::spec(format!("{path}.{field}"), "must be at least 1"));
         }
     }
+    if let Some(mib) = e.prefix_cache_mib {
+        let max = crate::engine::MAX_PREFIX_CACHE_MIB;
+        if mib > max {
+            return Err(Error::spec(
+                format!("{path}.prefixCacheMib"),
+                format!("{mib} MiB is more than {max} MiB (1 TiB); the field is in MiB (0 turns the cache off)"),
+            ));
+        }
+    }
     Ok(())
 }

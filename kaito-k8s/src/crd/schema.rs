@@ -260,6 +260,16 @@ pub fn inference() -> Value {
                         ("maxQueue", int32("Requests allowed to wait.", 0)),
                         ("batchSize", int32("Tokens per engine step.", 1)),
                         ("gpuLayers", int32("Layers offloaded to the GPU.", 0)),
+                        (
+                            "prefixCacheMib",
+                            json!({
+                                "type": "integer",
+                                "format": "int32",
+                                "minimum": 0,
+                                "maximum": kaito_core::engine::MAX_PREFIX_CACHE_MIB,
+                                "description": "Host memory (MiB) for the KV of finished prompts, reused when a later prompt shares a prefix; 0 turns it off (default 128).",
+                            }),
+                        ),
                         ("device", string("Device of the torch engines: cpu, cuda or cuda:N.")),
                         (
                             "dtype",

@@ -25,6 +25,7 @@ class Engine:
         max_queue: Optional[int] = None,
         cache_dir: Optional[str] = None,
         served_name: Optional[str] = None,
+        deterministic: Optional[bool] = None,
     ) -> None: ...
     @property
     def model(self) -> str: ...

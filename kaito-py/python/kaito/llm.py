@@ -151,6 +151,10 @@ class LLM:
     beyond that :class:`kaito.OverloadedError`). Ctrl-C interrupts a blocking call in the main
     thread and cancels its generation.
 
+    ``deterministic`` (default True) decodes batch-invariant: a greedy answer does not depend on
+    concurrent calls or on cached prefixes. ``deterministic=False`` batches concurrent calls and
+    reuses cached prompt prefixes, as ``kaito serve`` does by default: faster under concurrency.
+
     Sampling keywords (all optional, OpenAI semantics, checked with the server's rules):
     ``max_tokens`` (default: until the model stops or the context is full), ``temperature``
     (0–2, 0 = greedy; default 1), ``top_p``, ``top_k``, ``min_p``, ``seed``, ``stop`` (a string
@@ -170,6 +174,7 @@ class LLM:
         max_queue: Optional[int] = None,
         cache_dir: Optional[StrPath] = None,
         served_name: Optional[str] = None,
+        deterministic: bool = True,
     ) -> None:
         self._engine = _kaito.Engine(
             os.fspath(model) if model is not None else None,
@@ -181,6 +186,7 @@ class LLM:
             max_queue=max_queue,
             cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
             served_name=served_name,
+            deterministic=deterministic,
         )
 
     @property
