@@ -5,12 +5,13 @@
 //! prefill). So a long prompt arriving never stalls the token streams already running, and new
 //! requests start as soon as a sequence slot is free.
 //!
-//! While some sequence decodes, a step's prompt tokens are further bounded by a [`PrefillBudget`]:
-//! a wave of admitted prompts sharing one step with the decodes would otherwise make that step (the
-//! gap between two tokens of every decoding stream) several times longer than a decode step. The
-//! budget keeps such a step within a fixed fraction above the time the running sequences take to
-//! decode alone, from a model of step time fitted to measured steps. With nothing decoding, a step
-//! takes as much prompt as the batch holds.
+//! While some sequence decodes, prompts are paced ([`plan_step_paced`]): a wave of admitted prompts
+//! sharing one step with the decodes would otherwise make that step (the gap between two tokens of
+//! every decoding stream) several times longer than a decode step. Each prompt advances a token a
+//! step, which keeps the step one micro-batch as long as a decode step of all running sequences;
+//! more only where a [`PrefillBudget`] fitted to measured step times leaves room for a second
+//! micro-batch, or where a long prompt would otherwise take more than [`MAX_PREFILL_STEPS`] steps.
+//! With nothing decoding, a step takes as much prompt as the batch holds.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -46,13 +47,20 @@ impl StepPlan {
 /// Plans one step within `budget` tokens: every decoding sequence first, then prompt chunks in order.
 /// Decode tokens are always scheduled, even beyond the budget (callers size the budget ≥ sequences).
 pub fn plan_step(seqs: &[SeqProgress], budget: usize) -> StepPlan {
-    plan_step_capped(seqs, budget, usize::MAX)
+    plan_step_paced(seqs, budget, usize::MAX)
 }
 
-/// As [`plan_step`], with at most `prefill_cap` prompt tokens in the step when at least one sequence
-/// decodes (see [`PrefillBudget::tokens`]). With nothing decoding the cap does not apply: the
-/// prompts take the whole budget.
-pub fn plan_step_capped(seqs: &[SeqProgress], budget: usize, prefill_cap: usize) -> StepPlan {
+/// As [`plan_step`], paced for the streams that decode (see [`PrefillBudget`]): when at least one
+/// sequence decodes, every prompt in prefill advances by one token, and `extra` more prompt tokens
+/// go to the prompts in order. With nothing decoding the pace does not apply: the prompts take the
+/// whole budget.
+///
+/// One token per prompt keeps the step a single micro-batch: llama.cpp splits a batch whose
+/// sequences bring unequal numbers of tokens (with a KV stream per sequence) into several, and each
+/// more costs about a decode step's fixed part again. So a prompt read a token a step beside the
+/// decodes costs them no more than one more decoding sequence would, while a prompt chunk of two
+/// tokens already adds a second micro-batch to the gap between two of their tokens.
+pub fn plan_step_paced(seqs: &[SeqProgress], budget: usize, extra: usize) -> StepPlan {
     let mut plan = StepPlan::default();
     for (i, s) in seqs.iter().enumerate() {
         if s.decoding {
@@ -60,50 +68,73 @@ pub fn plan_step_capped(seqs: &[SeqProgress], budget: usize, prefill_cap: usize)
         }
     }
     let mut used = plan.decode.len();
-    let limit = if plan.decode.is_empty() {
-        budget
-    } else {
-        budget.min(used.saturating_add(prefill_cap))
-    };
+    if plan.decode.is_empty() {
+        for (i, s) in seqs.iter().enumerate() {
+            if used >= budget || s.prefilled >= s.prompt_len {
+                continue;
+            }
+            let take = (s.prompt_len - s.prefilled).min(budget - used);
+            plan.prefill.push((i, s.prefilled..s.prefilled + take));
+            used += take;
+        }
+        return plan;
+    }
+    // A token for each prompt first, then the extra tokens in order.
     for (i, s) in seqs.iter().enumerate() {
-        if s.decoding || used >= limit || s.prefilled >= s.prompt_len {
+        if s.decoding || used >= budget || s.prefilled >= s.prompt_len {
             continue;
         }
-        let take = (s.prompt_len - s.prefilled).min(limit - used);
-        plan.prefill.push((i, s.prefilled..s.prefilled + take));
-        used += take;
+        plan.prefill.push((i, s.prefilled..s.prefilled + 1));
+        used += 1;
+    }
+    let mut extra = extra.min(budget - used);
+    for (i, range) in &mut plan.prefill {
+        if extra == 0 {
+            break;
+        }
+        let take = (seqs[*i].prompt_len - range.end).min(extra);
+        range.end += take;
+        extra -= take;
     }
     plan
 }
 
-/// How much longer than a decode-only step of the running sequences a step that also carries prompt
-/// tokens may take. It bounds the gap between two tokens of a decoding stream when new prompts arrive.
+/// True when llama.cpp runs `plan` as one micro-batch (every sequence brings one token, or only one
+/// sequence is in the batch): only such steps enter the step-time fit of [`PrefillBudget`].
+pub fn single_micro_batch(plan: &StepPlan) -> bool {
+    plan.prefill.iter().all(|(_, r)| r.len() <= 1) || plan.decode.len() + plan.prefill.len() <= 1
+}
+
+/// How much longer than a decode-only step of the running sequences a step that also carries a
+/// second micro-batch of prompt tokens may take.
 ///
-/// An eighth: on one CPU core, where a prompt row costs about what a decode row does, a step of 8
-/// running sequences may carry one row more than it decodes (7 decodes + 2 prompt tokens), one of
-/// fewer sequences none more (1 decode + 1 prompt token). Such steps are frequent once arrivals
-/// are spread out (a third to a half of the steps at concurrency 8–32 in the sweep), so their
-/// length, not their rarity, sets the p99 of the gaps between tokens.
+/// An eighth. A second micro-batch costs a step's fixed part again plus its rows, so on one CPU
+/// core (fixed part ≈ one row) this allows none at 8 sequences and a few rows from ~16 sequences on;
+/// where the fixed part dominates (a GPU reading the weights once per micro-batch) it allows none.
+/// Extra micro-batches are frequent once arrivals are spread out, so their length, not their
+/// rarity, sets the p99 of the gaps between tokens: prompts advance a token a step instead.
 pub const STEP_SLACK: f64 = 0.125;
 
-/// Prompt tokens a step carries while sequences decode, even when the time target leaves none, so
-/// that an admitted prompt always makes progress.
-pub const MIN_PREFILL: usize = 1;
+/// Most steps a prompt's uncached tokens are spread over while sequences decode: a prompt longer
+/// than this reads `1 / MAX_PREFILL_STEPS` of its tokens per step (in a second micro-batch), so that
+/// a long prompt is not read a token per step. See [`spread_floor`].
+///
+/// 32: the question after a cached system prompt (~20 tokens) is read a token a step; a 2,000-token
+/// document in 32 steps.
+pub const MAX_PREFILL_STEPS: usize = 32;
 
-/// Most steps a prompt's uncached tokens are spread over while sequences decode: where the time
-/// target leaves a long prompt little room (few sequences running, a cost per row as high as a
-/// decode step's), it still gets `1 / MAX_PREFILL_STEPS` of its tokens per step. See
-/// [`spread_floor`].
-pub const MAX_PREFILL_STEPS: usize = 16;
-
-/// The prompt tokens a step must carry so that each prompt in prefill, of which `to_read` gives the
-/// tokens it had to compute when admitted, is read within about [`MAX_PREFILL_STEPS`] steps.
+/// The extra prompt tokens (beyond one per prompt) a step must carry so that each prompt in prefill,
+/// of which `to_read` gives the tokens it had to compute when admitted, is read within about
+/// [`MAX_PREFILL_STEPS`] steps.
 pub fn spread_floor(to_read: impl IntoIterator<Item = usize>) -> usize {
     to_read
         .into_iter()
-        .map(|n| n.div_ceil(MAX_PREFILL_STEPS))
+        .map(|n| n.div_ceil(MAX_PREFILL_STEPS).saturating_sub(1))
         .sum()
 }
+
+/// The fixed part of a micro-batch's time, in rows, before any step is measured.
+const PRIOR_FIXED_ROWS: f64 = 1.0;
 
 /// Weight of the newest step in the step-time fit (its memory is about `1 / FIT_WEIGHT` steps).
 const FIT_WEIGHT: f64 = 1.0 / 32.0;
@@ -112,23 +143,25 @@ const FIT_WEIGHT: f64 = 1.0 / 32.0;
 /// of one size say nothing about the cost of one more row.
 const FIT_MIN_SPREAD: f64 = 0.25;
 
-/// The prompt tokens a step may carry next to the decodes, from the engine's measured step times.
+/// The prompt tokens a step may carry in a second micro-batch next to the decodes, from the
+/// engine's measured step times.
 ///
-/// A step's time is modelled as `fixed + per_row × rows` (one row per token in the batch, prompt or
-/// decode), fitted by exponentially weighted least squares to the steps the engine reports
-/// ([`observe`](Self::observe)). Steps larger than twice the sequence capacity are left out of the
-/// fit: the budget only ever asks about steps near the running count. With `n` sequences running,
-/// `d` of them decoding, the budget is the number of prompt tokens that keeps the predicted step time
-/// within `1 + STEP_SLACK` times that of a step decoding all `n`:
+/// A micro-batch's time is modelled as `fixed + per_row × rows` (one row per token in it, prompt or
+/// decode), fitted by exponentially weighted least squares to the single-micro-batch steps the
+/// engine reports ([`observe`](Self::observe), see [`single_micro_batch`]). Steps larger than twice
+/// the sequence capacity are left out of the fit: the budget only ever asks about steps near the
+/// running count. With `n` sequences running, a step that gives each prompt one token is one
+/// micro-batch of `n` rows, as long as a decode step of them all; a second micro-batch of `x` rows
+/// is allowed while the step stays within `1 + STEP_SLACK` times that:
 ///
-/// `fixed + per_row × (d + p) ≤ (1 + STEP_SLACK) × (fixed + per_row × n)`
+/// `2 × fixed + per_row × (n + x) ≤ (1 + STEP_SLACK) × (fixed + per_row × n)`
 ///
-/// so `p = (1 + STEP_SLACK) × (n + fixed / per_row) − fixed / per_row − d`, at least
-/// [`MIN_PREFILL`] (callers also raise it to [`spread_floor`], so that a long prompt is not read
-/// a token per step). Only the ratio `fixed / per_row` enters: on a uniformly slower machine the budget
-/// stays the same, and where a step's time is mostly fixed cost (a GPU reading the weights once per
-/// step) prompt rows are nearly free and the budget grows accordingly. Before any fit, `fixed` is
-/// taken as 0 (the budget is then `(1 + STEP_SLACK) × n − d`).
+/// so `x = STEP_SLACK × (n + fixed / per_row) − fixed / per_row`, at least 0 (callers raise it to
+/// [`spread_floor`], so that a long prompt is not read a token per step). Only the ratio
+/// `fixed / per_row` enters: on a uniformly slower machine the budget stays the same; where a
+/// micro-batch's time is mostly fixed cost (a GPU reading the weights once per micro-batch) a
+/// second one is never worth it. Before any fit, `fixed` is taken as one row (about what one CPU
+/// core measures; the budget is then `STEP_SLACK × (n + 1) − 1`, none below 8 sequences).
 #[derive(Debug, Clone)]
 pub struct PrefillBudget {
     max_fit_rows: usize,
@@ -152,7 +185,7 @@ impl PrefillBudget {
             sy: 0.0,
             sxx: 0.0,
             sxy: 0.0,
-            fixed_rows: 0.0,
+            fixed_rows: PRIOR_FIXED_ROWS,
         }
     }
 
@@ -187,17 +220,12 @@ impl PrefillBudget {
         self.fixed_rows
     }
 
-    /// Prompt tokens the next step may carry with `running` sequences of which `decoding` decode;
-    /// `usize::MAX` when none decodes.
-    pub fn tokens(&self, running: usize, decoding: usize) -> usize {
-        if decoding == 0 {
-            return usize::MAX;
-        }
+    /// Prompt tokens the next step may carry beyond one per prompt, with `running` sequences.
+    pub fn extra_tokens(&self, running: usize) -> usize {
         let f = self.fixed_rows;
-        let rows = (1.0 + STEP_SLACK) * (running.max(decoding) as f64 + f) - f;
+        let rows = STEP_SLACK * (running as f64 + f) - f;
         // Rounded down, but not past an exact integer by float noise.
-        let rows = (rows + 1e-9).floor() as usize;
-        rows.saturating_sub(decoding).max(MIN_PREFILL)
+        (rows + 1e-9).floor().max(0.0) as usize
     }
 }
 
@@ -252,26 +280,33 @@ mod tests {
     }
 
     #[test]
-    fn while_sequences_decode_prompts_get_at_most_the_prefill_cap() {
+    fn while_sequences_decode_each_prompt_advances_a_token_plus_the_extra_in_order() {
         let seqs = [DECODING, prefill(100, 0), DECODING, prefill(100, 0)];
-        let plan = plan_step_capped(&seqs, 512, 3);
+        let plan = plan_step_paced(&seqs, 512, 0);
         assert_eq!(plan.decode, vec![0, 2]);
-        assert_eq!(plan.prefill, vec![(1, 0..3)]);
-        // The cap spans prompts: what the first leaves goes to the next.
-        let seqs = [DECODING, prefill(2, 0), prefill(100, 0)];
-        let plan = plan_step_capped(&seqs, 512, 5);
-        assert_eq!(plan.prefill, vec![(1, 0..2), (2, 0..3)]);
+        assert_eq!(plan.prefill, vec![(1, 0..1), (3, 0..1)]);
+        assert!(single_micro_batch(&plan));
+        // The extra goes to the first prompt; what it leaves to the next.
+        let plan = plan_step_paced(&seqs, 512, 3);
+        assert_eq!(plan.prefill, vec![(1, 0..4), (3, 0..1)]);
+        assert!(!single_micro_batch(&plan));
+        let seqs = [DECODING, prefill(2, 0), prefill(100, 10)];
+        let plan = plan_step_paced(&seqs, 512, 5);
+        assert_eq!(plan.prefill, vec![(1, 0..2), (2, 10..15)]);
         // The batch budget still bounds the step.
-        let plan = plan_step_capped(&[DECODING, prefill(100, 0)], 8, 50);
+        let plan = plan_step_paced(&[DECODING, prefill(100, 0)], 8, 50);
         assert_eq!(plan.prefill, vec![(1, 0..7)]);
+        let plan = plan_step_paced(&[DECODING, DECODING, prefill(9, 0)], 2, 50);
+        assert_eq!(plan.prefill, vec![]);
     }
 
     #[test]
     fn with_nothing_decoding_prompts_take_the_whole_batch() {
-        let plan = plan_step_capped(&[prefill(100, 0), prefill(300, 0)], 512, 3);
+        let plan = plan_step_paced(&[prefill(100, 0), prefill(300, 0)], 512, 0);
         assert_eq!(plan.prefill, vec![(0, 0..100), (1, 0..300)]);
-        let budget = PrefillBudget::new(8);
-        assert_eq!(budget.tokens(8, 0), usize::MAX);
+        assert!(!single_micro_batch(&plan));
+        let plan = plan_step_paced(&[prefill(100, 0)], 512, 0);
+        assert!(single_micro_batch(&plan));
     }
 
     /// Feeds `steps` observations of a machine whose step takes `fixed + per_row × rows` ms, for
@@ -285,108 +320,101 @@ mod tests {
     }
 
     #[test]
-    fn a_step_with_prompt_stays_within_the_slack_of_a_decode_step() {
+    fn a_second_micro_batch_keeps_the_step_within_the_slack_of_a_decode_step() {
         let (fixed, per_row) = (6.0, 10.0);
-        let mut budget = PrefillBudget::new(8);
+        let mut budget = PrefillBudget::new(32);
         observe_linear(&mut budget, fixed, per_row, 200);
         assert!(
             (budget.fixed_rows() - 0.6).abs() < 1e-6,
             "{}",
             budget.fixed_rows()
         );
-        let time = |rows: usize| fixed + per_row * rows as f64;
-        for running in 1..=8 {
-            for decoding in 1..=running {
-                let p = budget.tokens(running, decoding);
-                assert!(p >= MIN_PREFILL);
-                if p > MIN_PREFILL {
-                    let target = (1.0 + STEP_SLACK) * time(running);
-                    assert!(
-                        time(decoding + p) <= target + 1e-9,
-                        "{running} {decoding} {p}"
-                    );
-                    // …and it is the largest such budget.
-                    assert!(time(decoding + p + 1) > target, "{running} {decoding} {p}");
-                }
+        let single = |rows: usize| fixed + per_row * rows as f64;
+        for running in 1..=32 {
+            let x = budget.extra_tokens(running);
+            let target = (1.0 + STEP_SLACK) * single(running);
+            if x > 0 {
+                assert!(
+                    2.0 * fixed + per_row * (running + x) as f64 <= target + 1e-9,
+                    "{running}"
+                );
             }
+            // …and it is the largest such budget.
+            assert!(
+                2.0 * fixed + per_row * (running + x + 1) as f64 > target,
+                "{running} {x}"
+            );
         }
-        // One decoding sequence beside seven new prompts: they get a step's worth of rows.
-        assert_eq!(budget.tokens(8, 1), 8);
-        // Seven decoding beside one new prompt: one row more than it will take when it decodes.
-        assert_eq!(budget.tokens(8, 7), 2);
-        // Fewer sequences: a step carries no more rows than a decode step of them all.
-        assert_eq!(budget.tokens(4, 3), 1);
+        // At 8 sequences no second micro-batch fits an eighth; at 32 a few rows do.
+        assert_eq!(budget.extra_tokens(8), 0);
+        assert_eq!(budget.extra_tokens(32), 3);
     }
 
     #[test]
-    fn an_admitted_prompt_always_progresses() {
+    fn an_admitted_prompt_advances_every_step() {
         let budget = PrefillBudget::new(8);
-        // A long prompt beside seven decoding sequences that never finish.
+        // A prompt beside seven decoding sequences that never finish.
         let mut seqs = vec![DECODING; 7];
-        seqs.push(prefill(500, 0));
+        seqs.push(prefill(20, 0));
         let mut steps = 0;
         while !seqs[7].decoding {
-            let cap = budget.tokens(seqs.len(), 7);
-            let plan = plan_step_capped(&seqs, 512, cap);
+            let to_read = (!seqs[7].decoding).then_some(20);
+            let extra = budget.extra_tokens(8).max(spread_floor(to_read));
+            let plan = plan_step_paced(&seqs, 512, extra);
             assert_eq!(plan.decode.len(), 7);
+            // One micro-batch: the decodes' gap is that of a decode step of eight sequences.
+            assert!(single_micro_batch(&plan));
             let (i, r) = plan.prefill[0].clone();
-            assert!(!r.is_empty());
             seqs[i].prefilled = r.end;
             seqs[i].decoding = r.end == seqs[i].prompt_len;
             steps += 1;
         }
-        assert_eq!(steps, 500usize.div_ceil(budget.tokens(8, 7)));
-        // Even where the time target leaves nothing, a step carries MIN_PREFILL prompt tokens.
-        assert_eq!(budget.tokens(2, 2), MIN_PREFILL);
+        assert_eq!(steps, 20);
     }
 
     #[test]
     fn a_long_prompt_is_read_within_max_prefill_steps() {
         let budget = PrefillBudget::new(2);
-        // One sequence decoding beside a 400-token prompt: the time target alone allows 1 token.
-        assert_eq!(budget.tokens(2, 1), 1);
-        let mut seqs = [DECODING, prefill(400, 0)];
-        let floor = spread_floor([400]);
-        assert_eq!(floor, 25);
+        assert_eq!(budget.extra_tokens(2), 0);
+        let mut seqs = [DECODING, prefill(800, 0)];
+        let floor = spread_floor([800]);
+        assert_eq!(floor, 24);
         let mut steps = 0;
         while !seqs[1].decoding {
-            let cap = budget.tokens(2, 1).max(floor);
-            let (_, r) = plan_step_capped(&seqs, 512, cap).prefill[0].clone();
+            let extra = budget.extra_tokens(2).max(floor);
+            let (_, r) = plan_step_paced(&seqs, 512, extra).prefill[0].clone();
             seqs[1].prefilled = r.end;
-            seqs[1].decoding = r.end == 400;
+            seqs[1].decoding = r.end == 800;
             steps += 1;
         }
         assert_eq!(steps, MAX_PREFILL_STEPS);
         // Short prompts (the question after a cached system prompt) get no more than a token.
-        assert_eq!(spread_floor([16, 13, 9]), 3);
+        assert_eq!(spread_floor([30, 13, 9]), 0);
+        assert_eq!(spread_floor([33, 13]), 1);
         assert_eq!(spread_floor(std::iter::empty()), 0);
     }
 
     #[test]
     fn the_budget_follows_the_measured_step_times() {
-        let mut budget = PrefillBudget::new(8);
+        let mut budget = PrefillBudget::new(32);
         observe_linear(&mut budget, 6.0, 10.0, 200);
-        let cpu = budget.tokens(8, 7);
+        let cpu = budget.extra_tokens(32);
+        assert!(cpu > 0);
         // The same machine twice as slow: the same budget (it is relative to a decode step).
         observe_linear(&mut budget, 12.0, 20.0, 400);
-        assert_eq!(budget.tokens(8, 7), cpu);
-        // Steps whose time is mostly a fixed cost (weights read once per step, as on a GPU): a
-        // prompt row costs little next to a decode step, so many more fit.
+        assert_eq!(budget.extra_tokens(32), cpu);
+        // Micro-batches whose time is mostly a fixed cost (weights read once per micro-batch, as on
+        // a GPU): a second one costs nearly a whole decode step, so none is allowed.
         observe_linear(&mut budget, 40.0, 0.5, 400);
         assert!(
             (budget.fixed_rows() - 80.0).abs() < 0.1,
             "{}",
             budget.fixed_rows()
         );
-        // (1.125 × (8 + 80) − 80 = 19 rows, 7 of them decodes; a hair less with the fit's rounding.)
-        assert!(
-            (11..=12).contains(&budget.tokens(8, 7)),
-            "{}",
-            budget.tokens(8, 7)
-        );
-        // Back on the CPU-like machine, the budget comes back down.
+        assert_eq!(budget.extra_tokens(32), 0);
+        // Back on the CPU-like machine, the budget comes back.
         observe_linear(&mut budget, 6.0, 10.0, 400);
-        assert_eq!(budget.tokens(8, 7), cpu);
+        assert_eq!(budget.extra_tokens(32), cpu);
     }
 
     #[test]
@@ -396,8 +424,9 @@ mod tests {
         for _ in 0..100 {
             budget.observe(8, Duration::from_millis(90));
         }
-        assert_eq!(budget.fixed_rows(), 0.0);
-        assert_eq!(budget.tokens(8, 7), 2);
+        assert_eq!(budget.fixed_rows(), PRIOR_FIXED_ROWS);
+        assert_eq!(budget.extra_tokens(8), 0);
+        assert_eq!(budget.extra_tokens(32), 3);
         // Steps far above the running count (a burst of prompts with nothing decoding) are left
         // out: the fit is about steps the size the budget asks about.
         observe_linear(&mut budget, 6.0, 10.0, 200);

@@ -3,10 +3,11 @@
 //! Every step builds one batch holding the next token of every decoding sequence plus, within the
 //! step's token budget, a chunk of prompt for sequences still in prefill (chunked prefill). New
 //! requests join at the next step when a sequence slot is free; finished or cancelled ones leave
-//! at once and free their KV cells. While sequences decode, a step's prompt tokens are bounded by a
-//! [`PrefillBudget`] fitted to the measured step times, so that prompts arriving together do not
-//! stretch one gap between tokens of every running stream to several decode steps; their prompts
-//! are spread over the next steps instead.
+//! at once and free their KV cells. While sequences decode, prompts are paced
+//! ([`scheduler::plan_step_paced`]: a token each per step, so that the step stays one micro-batch,
+//! more only where the [`PrefillBudget`] fitted to measured step times leaves room or a long prompt
+//! would take too many steps), so that prompts arriving together do not stretch one gap between
+//! tokens of every running stream to several decode steps.
 //!
 //! Each sequence id has its own KV stream (ctx-size cells), as in llama-server: attention at a
 //! step reads only a sequence's own cells. (A unified pool shared by all sequences was the first
@@ -29,6 +30,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::num::NonZeroU32;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kaito_core::{
     EngineStats, FinishReason, GenerateRequest, GeneratedToken, GenerationEvent, GenerationSender,
@@ -125,6 +127,7 @@ pub(super) fn run(
         stats,
         prefill_budget: PrefillBudget::new(settings.parallel as usize),
         eog: sampler::eog_tokens(&model),
+        peak_running: 0,
     };
     loop {
         if engine.running.is_empty() && engine.waiting.is_empty() {
@@ -133,6 +136,10 @@ pub(super) fn run(
                 Some(cmd) => engine.accept(cmd),
                 None => break,
             }
+            if !engine.settings.deterministic && engine.peak_running > 1 {
+                coalesce_arrivals(&mut engine, &mut commands);
+            }
+            engine.peak_running = 0;
         }
         while let Ok(cmd) = commands.try_recv() {
             engine.accept(cmd);
@@ -140,6 +147,7 @@ pub(super) fn run(
         engine.drop_cancelled(&mut ctx);
         engine.admit(&mut ctx);
         engine.publish();
+        engine.peak_running = engine.peak_running.max(engine.running.len());
         if engine.running.is_empty() {
             continue;
         }
@@ -176,6 +184,46 @@ struct Engine<'m> {
     prefill_budget: PrefillBudget,
     /// End-of-generation tokens, banned from `ignore_eos` requests.
     eog: Vec<LlamaToken>,
+    /// Most sequences running at once since the engine was last idle (see [`coalesce_arrivals`]).
+    peak_running: usize,
+}
+
+/// Longest pause between two arrivals that [`coalesce_arrivals`] still waits through.
+const ARRIVAL_GAP: Duration = Duration::from_millis(10);
+/// Longest [`coalesce_arrivals`] delays the first request of a wave.
+const COALESCE_MAX: Duration = Duration::from_millis(40);
+
+/// Requests that reach an idle engine often come in waves a few milliseconds apart: clients starting
+/// together, or coming back together after their previous requests finished in one step. Starting
+/// the first at once would read its prompt alone and leave the others to be read beside its
+/// decoding, a token a step; their streams would then stay out of step for the rest of their lives,
+/// so that every later arrival overlaps decodes. So the request that wakes an idle engine waits
+/// while more keep arriving (each within [`ARRIVAL_GAP`] of the last, [`COALESCE_MAX`] in all, as
+/// many as there are free sequences), and the wave's prompts are read together, with nothing
+/// decoding. It waits only where company is likely, when more than one sequence ran at once since
+/// the engine was last idle: a lone client never waits.
+fn coalesce_arrivals(engine: &mut Engine<'_>, commands: &mut mpsc::UnboundedReceiver<Command>) {
+    let started = Instant::now();
+    let mut last_arrival = started;
+    let mut arrived = 1;
+    while arrived < engine.free_ids.len() && started.elapsed() < COALESCE_MAX {
+        match commands.try_recv() {
+            Ok(cmd) => {
+                engine.accept(cmd);
+                arrived += 1;
+                last_arrival = Instant::now();
+            }
+            Err(mpsc::error::TryRecvError::Empty) if last_arrival.elapsed() < ARRIVAL_GAP => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break,
+        }
+    }
+    tracing::trace!(
+        arrived,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "coalesced arrivals"
+    );
 }
 
 impl<'m> Engine<'m> {
@@ -378,21 +426,23 @@ impl<'m> Engine<'m> {
             })
             .collect();
         let decoding = progress.iter().filter(|p| p.decoding).count();
+        let budget = self.settings.batch_size as usize;
         // Deterministic mode cuts prompts the same way whatever runs beside them.
-        let prefill_cap = if self.settings.deterministic {
-            usize::MAX
+        let (plan, extra) = if self.settings.deterministic {
+            (scheduler::plan_step(&progress, budget), usize::MAX)
         } else {
             let reading = self
                 .running
                 .iter()
                 .filter(|s| s.last.is_none() && s.prefilled < s.request.prompt.len())
                 .map(|s| s.to_read);
-            self.prefill_budget
-                .tokens(progress.len(), decoding)
-                .max(scheduler::spread_floor(reading))
+            let extra = self
+                .prefill_budget
+                .extra_tokens(progress.len())
+                .max(scheduler::spread_floor(reading));
+            (scheduler::plan_step_paced(&progress, budget, extra), extra)
         };
-        let plan =
-            scheduler::plan_step_capped(&progress, self.settings.batch_size as usize, prefill_cap);
+        let single_micro_batch = scheduler::single_micro_batch(&plan);
         let mut chunks = vec![None; self.running.len()];
         for (i, range) in &plan.prefill {
             chunks[*i] = Some(range.clone());
@@ -415,14 +465,14 @@ impl<'m> Engine<'m> {
             ctx.decode(&mut self.batch)
                 .map_err(|e| Error::Decode(e.to_string()))?;
             let elapsed = started.elapsed();
-            if !self.settings.deterministic {
+            if !self.settings.deterministic && single_micro_batch {
                 self.prefill_budget.observe(used, elapsed);
             }
             tracing::trace!(
                 sequences = group.len(),
                 tokens = used,
                 decoding,
-                prefill_cap = prefill_cap.min(u32::MAX as usize),
+                extra = extra.min(u32::MAX as usize),
                 ms = elapsed.as_secs_f64() * 1e3,
                 "decoded"
             );
