@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{criterion_group, criterion_main, Criterion};
-use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::infer::{AdmissionLimits, AppState, ModelHandle, ServerConfig};
 use kaito_core::server;
 use kaito_core::testing::ScriptedBackend;
 use tower::ServiceExt;
@@ -34,16 +34,19 @@ fn http(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let state = AppState::new(ServerConfig::new("bench"));
+    let state = AppState::new(ServerConfig::default());
     let reply =
         "The capital of France is Paris. It lies on the Seine and is home to the Louvre museum. ";
-    state
-        .set_backend(Arc::new(ScriptedBackend::new(
-            "bench",
-            reply,
-            Duration::ZERO,
-        )))
-        .unwrap();
+    let model = ModelHandle::new(
+        "bench",
+        Arc::new(ScriptedBackend::new("bench", reply, Duration::ZERO)),
+        AdmissionLimits {
+            parallel: 4,
+            max_queue: 64,
+        },
+    )
+    .unwrap();
+    state.models.insert(model);
     let router = server::router(state);
     let mut group = c.benchmark_group("chat_completion_64_tokens");
     for stream in [false, true] {

@@ -3,7 +3,7 @@
 //! `cargo run --release -p kaito-examples --example embedded_server` then
 //! `curl http://127.0.0.1:8181/v1/chat/completions -H 'content-type: application/json' -d '{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Hi"}]}'`
 
-use kaito_core::infer::{self, AppState, ServerConfig};
+use kaito_core::infer::{self, AdmissionLimits, AppState, ModelHandle, ServerConfig};
 use kaito_core::model::{catalogue, fetch};
 use kaito_core::server;
 use kaito_core::EngineConfig;
@@ -20,13 +20,17 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. Engine: llama.cpp with one thread and two parallel sequences.
     let engine = EngineConfig::default().with_threads(1).with_parallel(2);
+    // Admission (requests decoding, then waiting, before 503) follows the engine's settings.
+    let limits = AdmissionLimits::from(&engine);
     let name = preset.name.to_owned();
     let backend =
         tokio::task::spawn_blocking(move || kaito_backends::load(&path, &name, &engine)).await??;
 
-    // 3. Server state, warm-up, then serve until Ctrl-C.
-    let state = AppState::new(ServerConfig::new(preset.name));
-    state.set_backend(backend)?;
+    // 3. Server state: the model served under its preset name; warm-up, then serve until Ctrl-C.
+    let state = AppState::new(ServerConfig::default());
+    state
+        .models
+        .insert(ModelHandle::new(preset.name, backend, limits)?);
     infer::warm_up(&state).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8181").await?;
     println!(

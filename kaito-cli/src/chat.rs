@@ -6,30 +6,28 @@ use std::sync::Arc;
 use anyhow::Result;
 use futures::StreamExt;
 use kaito_core::infer::generation::{self, ChoiceEvent, Job};
-use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::infer::{ModelHandle, ModelLease, ModelLoader};
 use kaito_core::SamplingParams;
 use serde_json::{json, Value};
 
 use crate::args::{GenerateArgs, ModelArgs};
 use crate::runtime;
 
-async fn start(args: &ModelArgs) -> Result<Arc<AppState>> {
+async fn start(args: &ModelArgs) -> Result<ModelLease> {
     let plan = runtime::plan(args, None)?;
-    let path = runtime::fetch(&plan).await?;
-    let backend = runtime::load(&plan, path).await?;
-    let state = AppState::new(ServerConfig::new(plan.served_name.clone()));
-    state.set_backend(backend)?;
-    Ok(state)
+    let loaded = plan.load(&plan.served_name).await?;
+    let model = ModelHandle::new(plan.served_name.clone(), loaded.backend, loaded.limits)?;
+    Ok(Arc::new(model).lease())
 }
 
 /// Streams one answer to stdout; returns its text.
 async fn answer(
-    state: &Arc<AppState>,
+    model: &ModelLease,
     prompt_text: &str,
     max_tokens: u32,
     sampling: SamplingParams,
 ) -> Result<String> {
-    let backend = state.backend()?;
+    let backend = model.backend();
     let prompt = backend.tokenize(prompt_text, true, true)?;
     let max_tokens = kaito_core::api::params::fit_context(
         prompt.len(),
@@ -43,7 +41,7 @@ async fn answer(
         ),
         backend.context_size(),
     )?;
-    let admission = state.admit(1)?;
+    let admission = model.admit(1)?;
     let job = Job {
         id: "cli".into(),
         prompt,
@@ -54,7 +52,7 @@ async fn answer(
         logprobs: None,
         constraint: None,
     };
-    let mut events = generation::start(state, job, admission)?;
+    let mut events = generation::start(model, job, admission)?;
     let mut text = String::new();
     let mut out = std::io::stdout();
     while let Some(event) = events.next().await {
@@ -77,11 +75,11 @@ pub async fn run_generate(args: GenerateArgs) -> Result<()> {
     if args.prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty");
     }
-    let state = start(&args.model).await?;
+    let model = start(&args.model).await?;
     let prompt = if args.raw {
         args.prompt.clone()
     } else {
-        state.template()?.render(
+        model.template().render(
             &[json!({"role": "user", "content": args.prompt})],
             None,
             true,
@@ -92,14 +90,14 @@ pub async fn run_generate(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         ..SamplingParams::default()
     };
-    answer(&state, &prompt, args.max_tokens, sampling).await?;
+    answer(&model, &prompt, args.max_tokens, sampling).await?;
     Ok(())
 }
 
 /// `kaito chat`: reads lines from stdin, keeps the conversation, streams answers. `/reset` clears, `/exit` quits.
 pub async fn run_chat(args: ModelArgs) -> Result<()> {
-    let state = start(&args).await?;
-    eprintln!("kaito chat with `{}` — type a message; /reset clears the conversation, /exit or Ctrl-D quits.", state.config.served_model_name);
+    let model = start(&args).await?;
+    eprintln!("kaito chat with `{}` — type a message; /reset clears the conversation, /exit or Ctrl-D quits.", model.name());
     let mut history: Vec<Value> = Vec::new();
     let stdin = std::io::stdin();
     loop {
@@ -119,9 +117,9 @@ pub async fn run_chat(args: ModelArgs) -> Result<()> {
             _ => {}
         }
         history.push(json!({"role": "user", "content": line}));
-        let prompt = state.template()?.render(&history, None, true)?;
+        let prompt = model.template().render(&history, None, true)?;
         let reply = answer(
-            &state,
+            &model,
             &prompt,
             512,
             SamplingParams {

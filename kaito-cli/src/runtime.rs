@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use kaito_core::infer::{AdmissionLimits, LoadedModel, ModelLoader};
 use kaito_core::model::catalogue;
 use kaito_core::model::fetch::{self, FetchOptions};
 use kaito_core::{Backend, BackendKind, EngineConfig, ModelSource, Workspace};
@@ -159,6 +160,36 @@ pub async fn load(plan: &Plan, path: PathBuf) -> Result<Arc<dyn Backend>> {
         tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine))
             .await??;
     Ok(backend)
+}
+
+/// Fetches and loads the model; the error keeps its kind where it has one (a download, a model
+/// file the engine refuses).
+async fn fetch_and_load(plan: &Plan) -> kaito_core::Result<LoadedModel> {
+    let loaded = async {
+        let path = fetch(plan).await?;
+        load(plan, path).await
+    };
+    match loaded.await {
+        Ok(backend) => Ok(LoadedModel {
+            backend,
+            limits: AdmissionLimits::from(&plan.engine),
+        }),
+        Err(e) => Err(match e.downcast::<kaito_core::Error>() {
+            Ok(e) => e,
+            Err(e) => match e.downcast::<kaito_backends::Error>() {
+                Ok(e) => e.into(),
+                Err(e) => kaito_core::Error::Engine(format!("{e:#}")),
+            },
+        }),
+    }
+}
+
+/// The plan loads its one model, whatever name the registry asks for.
+#[async_trait::async_trait]
+impl ModelLoader for Plan {
+    async fn load(&self, _name: &str) -> kaito_core::Result<LoadedModel> {
+        fetch_and_load(self).await
+    }
 }
 
 /// `kaito pull`.

@@ -25,13 +25,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
 
-    let config = ServerConfig {
-        served_model_name: plan.served_name.clone(),
-        api_keys,
-        parallel: plan.engine.parallel as usize,
-        max_queue: plan.engine.max_queue as usize,
-    };
-    let state = AppState::new(config);
+    let state = AppState::new(ServerConfig { api_keys });
+    state.models.begin_loading(plan.served_name.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_rx = stop_rx.clone();
     let server = tokio::spawn(server::serve(listener, state.clone(), async move {
@@ -40,20 +35,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(address = %format!("http://{local}"), "listening (model loading)");
 
     let load = async {
-        let path = runtime::fetch(&plan).await?;
-        let backend = runtime::load(&plan, path).await?;
-        state.set_backend(backend)?;
+        let model = state.models.load(&plan.served_name, &plan).await?;
         infer::warm_up(&state).await?;
-        anyhow::Ok(())
+        anyhow::Ok(model)
     };
-    tokio::select! {
+    let model = tokio::select! {
         result = load => result?,
         _ = shutdown_signal() => {
             tracing::info!("shutdown requested while loading");
             return Ok(());
         }
-    }
-    let info = state.backend()?.model().clone();
+    };
+    let info = model.info();
     tracing::info!(
         model = %plan.served_name,
         architecture = %info.architecture,

@@ -230,6 +230,27 @@ pub struct EngineStats {
     pub kv_cache_usage: f64,
     /// Prompt tokens served from the prefix cache since start.
     pub cached_prompt_tokens: u64,
+    /// Bytes the prefix cache holds now (KV of finished prompts kept for reuse).
+    pub prefix_cache_bytes: u64,
+}
+
+/// Memory an engine holds, by what for: what a registry weighs when it decides what fits and what
+/// to unload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Footprint {
+    /// Model weights as loaded (on the engine's device).
+    pub weights_bytes: u64,
+    /// The KV cache allocated for all sequences.
+    pub kv_cache_bytes: u64,
+    /// The prefix cache's current contents.
+    pub prefix_cache_bytes: u64,
+}
+
+impl Footprint {
+    /// All of it.
+    pub fn total_bytes(&self) -> u64 {
+        self.weights_bytes + self.kv_cache_bytes + self.prefix_cache_bytes
+    }
 }
 
 /// Whether the engine can serve.
@@ -256,6 +277,8 @@ pub trait Backend: Send + Sync + 'static {
     fn stats(&self) -> EngineStats;
     /// Engine health.
     fn health(&self) -> Health;
+    /// Memory the engine holds now.
+    fn footprint(&self) -> Footprint;
     /// Text to token ids. `parse_special` turns `<|im_start|>`-style markers into their tokens.
     fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>>;
     /// Token ids to text.
@@ -264,4 +287,9 @@ pub trait Backend: Send + Sync + 'static {
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
     /// Mean-pooled, L2-normalised embeddings of each input.
     async fn embed(&self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>>;
+    /// Stops the engine and frees what it holds beside the weights (its thread, KV cache, prefix
+    /// cache): requests still running or waiting fail, later ones are refused. Returns once that
+    /// memory is freed; the weights go when the backend is dropped. Idempotent. Engines with no
+    /// state of their own need not override it.
+    fn shutdown(&self) {}
 }

@@ -41,6 +41,14 @@ pub enum Error {
     /// No model with that name is known (not a file, not an `hf:` reference, not a catalogue preset).
     #[error("model `{0}` not found: give a GGUF file path, `hf:ORG/REPO/FILE.gguf`, or a preset name ({presets})", presets = crate::model::catalogue::preset_names().join(", "))]
     ModelNotFound(String),
+    /// A request named a model this process does not serve.
+    #[error("The model `{requested}` does not exist. {}", served_list(.served))]
+    UnknownModel {
+        /// The name the request gave.
+        requested: String,
+        /// The names served, in order.
+        served: Vec<String>,
+    },
     /// A model file could not be read or is not a valid model.
     #[error("cannot load model `{path}`: {message}")]
     ModelLoad {
@@ -94,6 +102,14 @@ pub enum Error {
     },
 }
 
+fn served_list(served: &[String]) -> String {
+    if served.is_empty() {
+        return "This server serves no model yet.".to_owned();
+    }
+    let names: Vec<String> = served.iter().map(|n| format!("`{n}`")).collect();
+    format!("This server serves {}.", names.join(", "))
+}
+
 impl Error {
     /// Shorthand for [`Error::InvalidSpec`].
     pub fn spec(path: impl Into<String>, message: impl Into<String>) -> Self {
@@ -125,7 +141,7 @@ impl Error {
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::ContextOverflow { .. } => "context_overflow",
-            Error::ModelNotFound(_) => "model_not_found",
+            Error::ModelNotFound(_) | Error::UnknownModel { .. } => "model_not_found",
             Error::ModelLoad { .. } => "model_load",
             Error::Download { .. } => "download",
             Error::Overloaded { .. } => "overloaded",

@@ -43,8 +43,9 @@ pub mod testing;
 pub mod workspace;
 
 pub use backend::{
-    Backend, Capabilities, Constraint, EngineStats, FinishReason, GenerateRequest, GeneratedToken,
-    GenerationEvent, GenerationSender, GenerationStream, Health, SamplingParams, TokenLogprob,
+    Backend, Capabilities, Constraint, EngineStats, FinishReason, Footprint, GenerateRequest,
+    GeneratedToken, GenerationEvent, GenerationSender, GenerationStream, Health, SamplingParams,
+    TokenLogprob,
 };
 pub use engine::{BackendKind, EngineConfig};
 pub use error::{Error, Result};

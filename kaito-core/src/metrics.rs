@@ -43,9 +43,8 @@ impl Histogram {
         s.count += 1;
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let s = self.state.lock().expect("histogram lock");
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&s.counts) {
             cumulative += count;
@@ -143,111 +142,142 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Prometheus text exposition, with the engine's live figures.
+    /// Prometheus text exposition of one model, with its engine's live figures.
     pub fn render(&self, engine: &EngineStats) -> String {
-        let labels = format!(
+        render_all(&[(self, *engine)])
+    }
+
+    fn labels(&self) -> String {
+        format!(
             "model_name=\"{}\"",
             self.model_name.replace('\\', "\\\\").replace('"', "\\\"")
-        );
-        let mut out = String::with_capacity(8192);
-        let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{labels}}} {v}"
-            );
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {v}"
-            );
-        };
-        gauge(
-            &mut out,
+        )
+    }
+}
+
+/// A metric family: name, help, and how to read one model's value.
+type Family<F> = (&'static str, &'static str, F);
+type GaugeOf = fn(&EngineStats) -> f64;
+type CounterOf = fn(&Metrics, &EngineStats) -> u64;
+type HistogramOf = fn(&Metrics) -> &Histogram;
+
+/// Prometheus text exposition of every model's metrics, each with its engine's live figures: one
+/// family per metric name, a series per model.
+pub fn render_all(models: &[(&Metrics, EngineStats)]) -> String {
+    let labelled: Vec<(String, &Metrics, &EngineStats)> =
+        models.iter().map(|(m, e)| (m.labels(), *m, e)).collect();
+    let mut out = String::with_capacity(8192 * models.len().max(1));
+    let family = |out: &mut String, name: &str, help: &str, kind: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let gauges: [Family<GaugeOf>; 4] = [
+        (
             "vllm:num_requests_running",
             "Requests being decoded.",
-            engine.running as f64,
-        );
-        gauge(
-            &mut out,
+            |e| e.running as f64,
+        ),
+        (
             "vllm:num_requests_waiting",
             "Requests waiting for a sequence slot.",
-            engine.waiting as f64,
-        );
-        gauge(
-            &mut out,
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage, 0 to 1.",
-            engine.kv_cache_usage,
-        );
-        gauge(
-            &mut out,
+            |e| e.waiting as f64,
+        ),
+        ("vllm:kv_cache_usage_perc", "KV-cache usage, 0 to 1.", |e| {
+            e.kv_cache_usage
+        }),
+        (
             "vllm:gpu_cache_usage_perc",
             "KV-cache usage, 0 to 1 (older name).",
-            engine.kv_cache_usage,
-        );
-        counter(
-            &mut out,
+            |e| e.kv_cache_usage,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, name, help, "gauge");
+        for (labels, _, engine) in &labelled {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(engine));
+        }
+    }
+    let counters: [Family<CounterOf>; 3] = [
+        (
             "vllm:prompt_tokens_total",
             "Prompt tokens processed.",
-            self.prompt_tokens.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            |m, _| m.prompt_tokens.load(Ordering::Relaxed),
+        ),
+        (
             "vllm:generation_tokens_total",
             "Tokens generated.",
-            self.generation_tokens.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
+            |m, _| m.generation_tokens.load(Ordering::Relaxed),
+        ),
+        (
             "vllm:prefix_cache_hits_total",
             "Prompt tokens served from the prefix cache.",
-            engine.cached_prompt_tokens,
-        );
-        let _ = writeln!(out, "# HELP vllm:request_success_total Requests finished, by reason.\n# TYPE vllm:request_success_total counter");
+            |_, e| e.cached_prompt_tokens,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, help, "counter");
+        for (labels, metrics, engine) in &labelled {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(metrics, engine));
+        }
+    }
+    family(
+        &mut out,
+        "vllm:request_success_total",
+        "Requests finished, by reason.",
+        "counter",
+    );
+    for (labels, metrics, _) in &labelled {
+        let success = metrics.success.lock().expect("metrics lock");
         for reason in ["stop", "length", "abort"] {
-            let n = self
-                .success
-                .lock()
-                .expect("metrics lock")
-                .get(reason)
-                .copied()
-                .unwrap_or(0);
+            let n = success.get(reason).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "vllm:request_success_total{{{labels},finished_reason=\"{reason}\"}} {n}"
             );
         }
-        let _ = writeln!(out, "# HELP kaito:request_errors_total Requests answered with an error, by status and reason.\n# TYPE kaito:request_errors_total counter");
-        for ((status, reason), n) in self.errors.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "kaito:request_errors_total{{{labels},status=\"{status}\",reason=\"{reason}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "kaito:request_errors_total",
+        "Requests answered with an error, by status and reason.",
+        "counter",
+    );
+    for (labels, metrics, _) in &labelled {
+        for ((status, reason), n) in metrics.errors.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "kaito:request_errors_total{{{labels},status=\"{status}\",reason=\"{reason}\"}} {n}"
+            );
         }
-        self.ttft.render(
-            &mut out,
+    }
+    let histograms: [Family<HistogramOf>; 4] = [
+        (
             "vllm:time_to_first_token_seconds",
             "Time to first token.",
-            &labels,
-        );
-        self.itl.render(
-            &mut out,
+            |m| &m.ttft,
+        ),
+        (
             "vllm:inter_token_latency_seconds",
             "Time between tokens.",
-            &labels,
-        );
-        self.e2e.render(
-            &mut out,
+            |m| &m.itl,
+        ),
+        (
             "vllm:e2e_request_latency_seconds",
             "Request latency.",
-            &labels,
-        );
-        self.queue.render(
-            &mut out,
+            |m| &m.e2e,
+        ),
+        (
             "vllm:request_queue_time_seconds",
             "Time waiting for a slot.",
-            &labels,
-        );
-        out
+            |m| &m.queue,
+        ),
+    ];
+    for (name, help, histogram) in histograms {
+        family(&mut out, name, help, "histogram");
+        for (labels, metrics, _) in &labelled {
+            histogram(metrics).render_series(&mut out, name, labels);
+        }
     }
+    out
 }
 
 #[cfg(test)]

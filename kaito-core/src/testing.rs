@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{
-    Backend, Capabilities, EngineStats, FinishReason, GenerateRequest, GeneratedToken,
+    Backend, Capabilities, EngineStats, FinishReason, Footprint, GenerateRequest, GeneratedToken,
     GenerationEvent, GenerationStream, Health,
 };
 use crate::error::{Error, Result};
@@ -84,6 +84,13 @@ impl Backend for ScriptedBackend {
     }
     fn health(&self) -> Health {
         Health::Healthy
+    }
+    fn footprint(&self) -> Footprint {
+        // No weights, no cache: a reply held in memory.
+        Footprint {
+            weights_bytes: self.reply.len() as u64,
+            ..Footprint::default()
+        }
     }
     fn tokenize(&self, text: &str, _add_special: bool, _parse_special: bool) -> Result<Vec<u32>> {
         Ok(text.bytes().map(u32::from).collect())

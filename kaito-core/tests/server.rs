@@ -7,21 +7,33 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
-use kaito_core::infer::{self, AppState, ServerConfig};
+use kaito_core::infer::{self, AdmissionLimits, AppState, ModelHandle, ServerConfig};
 use kaito_core::server;
 use kaito_core::testing::ScriptedBackend;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// Admission of `kaito serve`'s defaults: 4 decoding, 64 waiting.
+const LIMITS: AdmissionLimits = AdmissionLimits {
+    parallel: 4,
+    max_queue: 64,
+};
+
 fn state(config: ServerConfig, reply: &str, delay_ms: u64) -> Arc<AppState> {
+    state_with(config, LIMITS, reply, delay_ms)
+}
+
+fn state_with(
+    config: ServerConfig,
+    limits: AdmissionLimits,
+    reply: &str,
+    delay_ms: u64,
+) -> Arc<AppState> {
     let state = AppState::new(config);
+    let backend = ScriptedBackend::new("m", reply, Duration::from_millis(delay_ms));
     state
-        .set_backend(Arc::new(ScriptedBackend::new(
-            "m",
-            reply,
-            Duration::from_millis(delay_ms),
-        )))
-        .unwrap();
+        .models
+        .insert(ModelHandle::new("m", Arc::new(backend), limits).unwrap());
     state.set_ready();
     state
 }
@@ -52,12 +64,11 @@ fn hello(extra: Value) -> Value {
 
 #[tokio::test]
 async fn requests_beyond_parallel_plus_queue_get_503_with_retry_after() {
-    let config = ServerConfig {
+    let limits = AdmissionLimits {
         parallel: 1,
         max_queue: 1,
-        ..ServerConfig::new("m")
     };
-    let state = state(config, "slow answer", 50);
+    let state = state_with(ServerConfig::default(), limits, "slow answer", 50);
     let router = server::router(state.clone());
     // Two streaming requests hold both admission slots while their bodies are open.
     let first = router
@@ -94,7 +105,7 @@ async fn requests_beyond_parallel_plus_queue_get_503_with_retry_after() {
 #[tokio::test]
 async fn dropping_a_stream_cancels_its_generation() {
     let state = state(
-        ServerConfig::new("m"),
+        ServerConfig::default(),
         "a long answer that takes a while to stream",
         20,
     );
@@ -105,10 +116,11 @@ async fn dropping_a_stream_cancels_its_generation() {
         .unwrap();
     let mut body = response.into_body().into_data_stream();
     body.next().await.unwrap().unwrap();
-    assert_eq!(state.backend().unwrap().stats().running, 1);
+    let model = state.models.ready().pop().unwrap();
+    assert_eq!(model.backend().stats().running, 1);
     drop(body);
     for _ in 0..50 {
-        if state.backend().unwrap().stats().running == 0 {
+        if model.backend().stats().running == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -118,7 +130,7 @@ async fn dropping_a_stream_cancels_its_generation() {
 
 #[tokio::test]
 async fn streamed_text_is_cut_before_a_stop_string_split_across_tokens() {
-    let state = state(ServerConfig::new("m"), "Paris.\n\nNext paragraph", 0);
+    let state = state(ServerConfig::default(), "Paris.\n\nNext paragraph", 0);
     let response = server::router(state)
         .oneshot(chat(hello(json!({"stream": true, "stop": ["\n\n"]}))))
         .await
@@ -148,7 +160,6 @@ async fn streamed_text_is_cut_before_a_stop_string_split_across_tokens() {
 async fn api_keys_guard_v1_but_not_probes() {
     let config = ServerConfig {
         api_keys: vec!["s3cret".into()],
-        ..ServerConfig::new("m")
     };
     let router = server::router(state(config, "ok", 0));
     let denied = router
@@ -175,7 +186,7 @@ async fn api_keys_guard_v1_but_not_probes() {
 
 #[tokio::test]
 async fn bad_requests_get_openai_errors_naming_the_field() {
-    let router = server::router(state(ServerConfig::new("m"), "ok", 0));
+    let router = server::router(state(ServerConfig::default(), "ok", 0));
     let cases = [
         (
             Body::from("{not json"),
@@ -223,7 +234,8 @@ async fn bad_requests_get_openai_errors_naming_the_field() {
 
 #[tokio::test]
 async fn readiness_waits_for_the_engine() {
-    let state = AppState::new(ServerConfig::new("m"));
+    let state = AppState::new(ServerConfig::default());
+    state.models.begin_loading("m");
     let router = server::router(state.clone());
     let ready = |r: axum::Router| async move {
         r.oneshot(Request::get("/ready").body(Body::empty()).unwrap())
@@ -238,9 +250,10 @@ async fn readiness_waits_for_the_engine() {
         .await
         .unwrap();
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let backend = Arc::new(ScriptedBackend::new("m", "ok", Duration::ZERO));
     state
-        .set_backend(Arc::new(ScriptedBackend::new("m", "ok", Duration::ZERO)))
-        .unwrap();
+        .models
+        .insert(ModelHandle::new("m", backend, LIMITS).unwrap());
     infer::warm_up(&state).await.unwrap();
     assert_eq!(ready(router).await, StatusCode::OK);
 }
@@ -249,7 +262,6 @@ async fn readiness_waits_for_the_engine() {
 async fn every_error_answer_is_counted_by_status_and_reason() {
     let config = ServerConfig {
         api_keys: vec!["sk-right".into()],
-        ..ServerConfig::new("m")
     };
     let router = server::router(state(config, "ok", 0));
     let send = |body: Value, key: &'static str| {
@@ -310,4 +322,81 @@ async fn every_error_answer_is_counted_by_status_and_reason() {
             ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn each_request_reaches_the_model_it_names() {
+    let state = AppState::new(ServerConfig::default());
+    for (name, reply) in [("a", "from a"), ("b", "from b")] {
+        let backend = ScriptedBackend::new(name, reply, Duration::ZERO);
+        let model = ModelHandle::new(name, Arc::new(backend), LIMITS).unwrap();
+        state.models.insert(model);
+    }
+    state.models.begin_loading("c");
+    state.set_ready();
+    let router = server::router(state.clone());
+    let ask = |model: &'static str| {
+        let router = router.clone();
+        async move {
+            let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+            let response = router.oneshot(chat(body)).await.unwrap();
+            (response.status(), json_body(response).await)
+        }
+    };
+    for (name, reply) in [("a", "from a"), ("b", "from b")] {
+        let (status, v) = ask(name).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["model"], name);
+        assert_eq!(v["choices"][0]["message"]["content"], reply);
+    }
+    // Still loading: 503, retry later.
+    let (status, v) = ask("c").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    // Unknown: 404 naming what is served.
+    let (status, v) = ask("d").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "model_not_found");
+    assert_eq!(
+        v["error"]["message"],
+        "The model `d` does not exist. This server serves `a`, `b`, `c`."
+    );
+
+    let models = router
+        .clone()
+        .oneshot(Request::get("/v1/models").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let ids: Vec<Value> = json_body(models).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("a"), json!("b"), json!("c")]);
+
+    // One family per metric, a series per model: each request counted under its own model.
+    let metrics = router
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(metrics.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(
+        text.matches("# TYPE vllm:generation_tokens_total counter")
+            .count(),
+        1,
+        "{text}"
+    );
+    for name in ["a", "b"] {
+        let line = format!(
+            "vllm:request_success_total{{model_name=\"{name}\",finished_reason=\"stop\"}} 1"
+        );
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
+    assert!(text.contains(r#"vllm:num_requests_running{model_name="c"} 0"#));
 }

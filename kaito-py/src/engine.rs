@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use kaito_core::api::params;
 use kaito_core::infer::generation::{self, ChoiceEvent, Job};
-use kaito_core::infer::{Admission, AppState};
+use kaito_core::infer::{Admission, ModelHandle, ModelLease};
 use kaito_core::{Error, Result};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -33,7 +33,7 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 /// A loaded model.
 #[pyclass(frozen, module = "kaito._kaito", name = "Engine")]
 pub struct Engine {
-    pub(crate) state: Arc<AppState>,
+    pub(crate) model: Arc<ModelHandle>,
     /// Whether the engine decodes batch-invariant (`deterministic=`).
     deterministic: bool,
 }
@@ -49,18 +49,18 @@ fn normalize_messages(messages: &Value) -> Result<Vec<Value>> {
 impl Engine {
     /// Validates sampling, tokenizes, fits the context and takes admission slots.
     fn prepare(
-        state: &Arc<AppState>,
+        model: &ModelLease,
         prompt: &str,
         fields: &kaito_core::api::openai::SamplingFields,
     ) -> Result<(Job, Admission)> {
         let v = params::validate(fields, None)?;
-        let backend = state.backend()?;
+        let backend = model.backend();
         if prompt.is_empty() {
             return Err(Error::request("prompt", "the prompt is empty"));
         }
         let tokens = backend.tokenize(prompt, true, true)?;
         let max_tokens = params::fit_context(tokens.len(), v.max_tokens, backend.context_size())?;
-        let admission = state.admit(v.n as usize)?;
+        let admission = model.admit(v.n as usize)?;
         let job = Job {
             id: format!("py-{}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)),
             prompt: tokens,
@@ -81,21 +81,21 @@ impl Engine {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(BoxStream<'static, ChoiceEvent>, u32, u32)> {
         let fields = sampling_fields(kwargs)?;
-        let state = self.state.clone();
+        let model = self.model.lease();
         py.detach(|| {
-            let (job, admission) = Self::prepare(&state, prompt, &fields)?;
+            let (job, admission) = Self::prepare(&model, prompt, &fields)?;
             let (prompt_tokens, n) = (job.prompt.len() as u32, job.n);
-            let events = generation::start(&state, job, admission)?;
+            let events = generation::start(&model, job, admission)?;
             Ok((events, prompt_tokens, n))
         })
         .py(py)
     }
 
-    async fn embed_inner(state: Arc<AppState>, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+    async fn embed_inner(model: ModelLease, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Err(Error::request("input", "`texts` is empty"));
         }
-        let backend = state.backend()?;
+        let backend = model.backend();
         let tokens = texts
             .iter()
             .map(|t| backend.tokenize(t, true, false))
@@ -113,7 +113,7 @@ impl Engine {
                 ),
             ));
         }
-        let _admission = state.admit(1)?;
+        let _admission = model.admit(1)?;
         backend.embed(tokens).await
     }
 }
@@ -163,9 +163,9 @@ impl Engine {
         };
         let plan = Plan::resolve(&options).py(py)?;
         let deterministic = plan.engine.deterministic;
-        let state = wait(py, plan.load())?.py(py)?;
+        let model = wait(py, plan.load())?.py(py)?;
         Ok(Engine {
-            state,
+            model,
             deterministic,
         })
     }
@@ -173,18 +173,18 @@ impl Engine {
     /// The model id (the served name).
     #[getter]
     fn model(&self) -> String {
-        self.state.config.served_model_name.clone()
+        self.model.name().to_owned()
     }
 
     /// Context window of one sequence, in tokens.
     #[getter]
-    fn context_size(&self, py: Python<'_>) -> PyResult<u32> {
-        Ok(self.state.backend().py(py)?.context_size())
+    fn context_size(&self) -> u32 {
+        self.model.backend().context_size()
     }
 
     /// Model metadata read from the weights, as a dict.
     fn info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let backend = self.state.backend().py(py)?;
+        let backend = self.model.backend();
         let mut value = serde_json::to_value(backend.model()).unwrap_or_default();
         value["backend"] = json!(backend.name());
         value["context_size"] = json!(backend.context_size());
@@ -195,10 +195,10 @@ impl Engine {
     /// Renders OpenAI-shaped messages with the model's chat template (generation prompt added).
     fn chat_prompt(&self, py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<String> {
         let value = to_json(messages.as_any())?;
-        let state = self.state.clone();
+        let model = self.model.clone();
         py.detach(|| {
             let messages = normalize_messages(&value)?;
-            state.template()?.render(&messages, None, true)
+            model.template().render(&messages, None, true)
         })
         .py(py)
     }
@@ -263,29 +263,29 @@ impl Engine {
         add_special: bool,
         parse_special: bool,
     ) -> PyResult<Vec<u32>> {
-        let state = self.state.clone();
-        py.detach(|| state.backend()?.tokenize(text, add_special, parse_special))
+        let model = self.model.clone();
+        py.detach(|| model.backend().tokenize(text, add_special, parse_special))
             .py(py)
     }
 
     /// Token ids to text.
     fn detokenize(&self, py: Python<'_>, tokens: Vec<u32>) -> PyResult<String> {
-        let state = self.state.clone();
-        py.detach(|| state.backend()?.detokenize(&tokens)).py(py)
+        let model = self.model.clone();
+        py.detach(|| model.backend().detokenize(&tokens)).py(py)
     }
 
     /// Mean-pooled, L2-normalised embeddings, one per text.
     fn embed(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<f32>>> {
-        wait(py, Self::embed_inner(self.state.clone(), texts))?.py(py)
+        wait(py, Self::embed_inner(self.model.lease(), texts))?.py(py)
     }
 
     /// Like [`Engine::embed`], calling `callback(ok, value)` when done.
     fn embed_async(&self, texts: Vec<String>, callback: Py<PyAny>) -> Task {
-        spawn_with_callback(Self::embed_inner(self.state.clone(), texts), callback)
+        spawn_with_callback(Self::embed_inner(self.model.lease(), texts), callback)
     }
 
     fn __repr__(&self) -> String {
-        format!("Engine(model={:?})", self.state.config.served_model_name)
+        format!("Engine(model={:?})", self.model.name())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::infer::{AdmissionLimits, ModelHandle};
 use kaito_core::model::catalogue;
 use kaito_core::model::fetch::{self, FetchOptions};
 use kaito_core::{EngineConfig, Error, ModelSource, Result, Workspace};
@@ -153,7 +153,7 @@ impl Plan {
     }
 
     /// Fetches the weights if needed, loads the engine and warms it up (one real token).
-    pub async fn load(self) -> Result<Arc<AppState>> {
+    pub async fn load(self) -> Result<Arc<ModelHandle>> {
         let options = FetchOptions {
             cache_dir: self.cache_dir.clone(),
             progress: false,
@@ -172,13 +172,13 @@ impl Plan {
             tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine))
                 .await
                 .map_err(|e| Error::Engine(format!("model load task failed: {e}")))??;
-        let mut config = ServerConfig::new(self.served_name.clone());
-        config.parallel = self.engine.parallel as usize;
-        config.max_queue = self.engine.max_queue as usize;
-        let state = AppState::new(config);
-        state.set_backend(backend)?;
-        kaito_core::infer::warm_up(&state).await?;
-        Ok(state)
+        let model = Arc::new(ModelHandle::new(
+            self.served_name.clone(),
+            backend,
+            AdmissionLimits::from(&self.engine),
+        )?);
+        kaito_core::infer::warm_up_model(&model).await?;
+        Ok(model)
     }
 }
 

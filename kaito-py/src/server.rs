@@ -40,15 +40,12 @@ impl Server {
         port: u16,
         api_key: Option<String>,
     ) -> PyResult<Self> {
-        let loaded = &engine.state;
-        let backend = loaded.backend().py(py)?;
         let config = ServerConfig {
             api_keys: api_key.into_iter().filter(|k| !k.is_empty()).collect(),
-            ..loaded.config.clone()
         };
-        let model = config.served_model_name.clone();
+        let model = engine.model.name().to_owned();
         let state = AppState::new(config);
-        state.set_backend(backend).py(py)?;
+        state.models.insert_shared(engine.model.clone());
         state.set_ready();
         let address = format!("{host}:{port}");
         let listener = wait(py, async {

@@ -49,7 +49,7 @@ use tokio::sync::mpsc;
 use super::embed::Embedder;
 use super::prefix_cache::PrefixCache;
 use super::sampler;
-use crate::engine_command::{common_prefix, Command, Waiting};
+use crate::engine_command::{common_prefix, Command, Waiting, SHUT_DOWN};
 use crate::error::{Error, Result};
 use crate::scheduler::{self, PrefillBudget, SeqProgress};
 
@@ -128,6 +128,7 @@ pub(super) fn run(
         prefill_budget: PrefillBudget::new(settings.parallel as usize),
         eog: sampler::eog_tokens(&model),
         peak_running: 0,
+        stopping: false,
     };
     loop {
         if engine.running.is_empty() && engine.waiting.is_empty() {
@@ -144,6 +145,10 @@ pub(super) fn run(
         while let Ok(cmd) = commands.try_recv() {
             engine.accept(cmd);
         }
+        if engine.stopping {
+            engine.fail_all(&mut ctx, SHUT_DOWN);
+            break;
+        }
         engine.drop_cancelled(&mut ctx);
         engine.admit(&mut ctx);
         engine.publish();
@@ -153,7 +158,7 @@ pub(super) fn run(
         }
         if let Err(e) = engine.step(&mut ctx) {
             tracing::error!(error = %e, "engine step failed");
-            engine.fail_all(&mut ctx, &e);
+            engine.fail_all(&mut ctx, &e.to_string());
             if matches!(e, Error::EngineStopped) {
                 *health.lock().expect("health lock") = Health::Unhealthy(e.to_string());
                 break;
@@ -186,6 +191,8 @@ struct Engine<'m> {
     eog: Vec<LlamaToken>,
     /// Most sequences running at once since the engine was last idle (see [`coalesce_arrivals`]).
     peak_running: usize,
+    /// A shutdown was asked for.
+    stopping: bool,
 }
 
 /// Longest pause between two arrivals that [`coalesce_arrivals`] still waits through.
@@ -244,6 +251,7 @@ impl<'m> Engine<'m> {
                 let result = self.embed(inputs);
                 let _ = reply.send(result);
             }
+            Command::Shutdown => self.stopping = true,
         }
     }
 
@@ -269,6 +277,7 @@ impl<'m> Engine<'m> {
         s.waiting = self.waiting.len();
         s.kv_cache_usage = used as f64 / f64::from(self.n_ctx_total.max(1));
         s.cached_prompt_tokens = self.cached_prompt_tokens;
+        s.prefix_cache_bytes = self.prefix_cache.bytes() as u64;
     }
 
     fn drop_cancelled(&mut self, ctx: &mut LlamaContext<'_>) {
@@ -574,11 +583,18 @@ impl<'m> Engine<'m> {
         }
     }
 
-    fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, e: &Error) {
+    /// Fails every running request (and, when the engine stops, every waiting one) with `message`.
+    fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, message: &str) {
         for seq in std::mem::take(&mut self.running) {
             seq.sender
-                .send(Err(kaito_core::Error::Engine(e.to_string())));
+                .send(Err(kaito_core::Error::Engine(message.to_owned())));
             self.release(ctx, seq.seq_id, Vec::new(), false);
+        }
+        if self.stopping {
+            for w in std::mem::take(&mut self.waiting) {
+                w.sender
+                    .send(Err(kaito_core::Error::Engine(message.to_owned())));
+            }
         }
     }
 }

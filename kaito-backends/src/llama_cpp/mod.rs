@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use kaito_core::{
-    Backend, Capabilities, EngineConfig, EngineStats, GenerateRequest, GenerationStream, Health,
-    ModelInfo,
+    Backend, Capabilities, EngineConfig, EngineStats, Footprint, GenerateRequest, GenerationStream,
+    Health, ModelInfo,
 };
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -23,7 +23,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine_command::Command;
+use crate::engine_command::{Command, EngineThread};
 use crate::error::{Error, Result};
 use engine::EngineSettings;
 
@@ -41,9 +41,10 @@ pub struct LlamaCppBackend {
     model: Arc<LlamaModel>,
     info: ModelInfo,
     ctx_size: u32,
-    commands: mpsc::UnboundedSender<Command>,
+    engine: EngineThread,
     stats: Arc<Mutex<EngineStats>>,
     health: Arc<Mutex<Health>>,
+    kv_cache_bytes: u64,
 }
 
 impl LlamaCppBackend {
@@ -80,29 +81,39 @@ impl LlamaCppBackend {
                 config.prefix_cache_mib as usize * (1 << 20)
             },
         };
+        let kv_cache_bytes = kv_cache_bytes(&model, ctx_size * config.parallel);
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        {
+        let engine = {
             let model = model.clone();
             let stats = stats.clone();
             let health = health.clone();
-            std::thread::Builder::new()
-                .name("llama-cpp-engine".into())
-                .spawn(move || engine::run(backend, model, settings, rx, ready_tx, stats, health))
-                .map_err(|e| Error::Context(e.to_string()))?;
-        }
+            EngineThread::spawn("llama-cpp-engine".into(), tx, move || {
+                engine::run(backend, model, settings, rx, ready_tx, stats, health)
+            })?
+        };
         ready_rx.recv().map_err(|_| Error::EngineStopped)??;
         Ok(Self {
             model,
             info,
             ctx_size,
-            commands: tx,
+            engine,
             stats,
             health,
+            kv_cache_bytes,
         })
     }
+}
+
+/// Bytes of the KV cache of `cells` tokens: keys and values of every layer, f16 (llama.cpp's
+/// default cache type).
+fn kv_cache_bytes(model: &LlamaModel, cells: u32) -> u64 {
+    let heads = u64::from(model.n_head().max(1));
+    let head_dim = model.n_embd().max(0) as u64 / heads;
+    let per_token = 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head_dim * 2;
+    per_token * u64::from(cells)
 }
 
 #[async_trait::async_trait]
@@ -135,6 +146,18 @@ impl Backend for LlamaCppBackend {
         self.health.lock().expect("health lock").clone()
     }
 
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            weights_bytes: self.model.size(),
+            kv_cache_bytes: self.kv_cache_bytes,
+            prefix_cache_bytes: self.stats().prefix_cache_bytes,
+        }
+    }
+
+    fn shutdown(&self) {
+        self.engine.shutdown();
+    }
+
     fn tokenize(
         &self,
         text: &str,
@@ -159,22 +182,18 @@ impl Backend for LlamaCppBackend {
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
         crate::input::check_prompt(&request.prompt, self.model.n_vocab() as u32, self.ctx_size)?;
         let (sender, stream) = GenerationStream::channel();
-        self.commands
-            .send(Command::Generate {
-                request: Box::new(request),
-                sender,
-                enqueued: Instant::now(),
-            })
-            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
+        self.engine.send(Command::Generate {
+            request: Box::new(request),
+            sender,
+            enqueued: Instant::now(),
+        })?;
         Ok(stream)
     }
 
     async fn embed(&self, inputs: Vec<Vec<u32>>) -> kaito_core::Result<Vec<Vec<f32>>> {
         crate::input::check_embed_inputs(&inputs, self.model.n_vocab() as u32, self.ctx_size)?;
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Embed { inputs, reply })
-            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
+        self.engine.send(Command::Embed { inputs, reply })?;
         rx.await
             .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?
             .map_err(Into::into)

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::kv_cache::KvCache;
 use super::model::{token_tensor, LlamaModel, Pass};
 use super::tokenizer::TextTokenizer;
-use crate::engine_command::{common_prefix, Command, Waiting};
+use crate::engine_command::{common_prefix, Command, Waiting, SHUT_DOWN};
 use crate::error::{Error, Result};
 use crate::logprobs::top_logprobs;
 use crate::sampling::Sampler;
@@ -71,6 +71,8 @@ pub(super) struct Engine {
     waiting: VecDeque<Waiting>,
     cached_prompt_tokens: u64,
     stats: Arc<Mutex<EngineStats>>,
+    /// A shutdown was asked for.
+    stopping: bool,
 }
 
 impl Engine {
@@ -94,6 +96,7 @@ impl Engine {
             waiting: VecDeque::new(),
             cached_prompt_tokens: 0,
             stats,
+            stopping: false,
         }
     }
 
@@ -102,7 +105,7 @@ impl Engine {
         self.cache.bytes()
     }
 
-    /// Serves commands until the handle is dropped.
+    /// Serves commands until the handle is dropped or shuts the engine down.
     pub(super) fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             if self.running.is_empty() && self.waiting.is_empty() {
@@ -114,6 +117,10 @@ impl Engine {
             }
             while let Ok(cmd) = commands.try_recv() {
                 self.accept(cmd);
+            }
+            if self.stopping {
+                self.fail_all(SHUT_DOWN);
+                break;
             }
             self.drop_cancelled();
             self.admit();
@@ -158,6 +165,7 @@ impl Engine {
                 let result = tch::no_grad(|| self.embed(&inputs));
                 let _ = reply.send(result);
             }
+            Command::Shutdown => self.stopping = true,
         }
     }
 

@@ -26,13 +26,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kaito_core::{
-    Backend, Capabilities, EngineConfig, EngineStats, GenerateRequest, GenerationStream, Health,
-    ModelInfo,
+    Backend, Capabilities, EngineConfig, EngineStats, Footprint, GenerateRequest, GenerationStream,
+    Health, ModelInfo,
 };
 use tch::{Device, Kind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine_command::Command;
+use crate::engine_command::{Command, EngineThread};
 use crate::error::{Error, Result};
 use checkpoint::{CheckpointFiles, TensorMap};
 use config::LlamaConfig;
@@ -188,7 +188,8 @@ pub struct TorchBackend {
     ctx_size: u32,
     tokenizer: Arc<TextTokenizer>,
     vocab_size: u32,
-    commands: mpsc::UnboundedSender<Command>,
+    engine: EngineThread,
+    footprint: Footprint,
     stats: Arc<Mutex<EngineStats>>,
     health: Arc<Mutex<Health>>,
 }
@@ -237,7 +238,13 @@ impl TorchBackend {
         let stats = Arc::new(Mutex::new(EngineStats::default()));
         let health = Arc::new(Mutex::new(Health::Healthy));
         let (tx, rx) = mpsc::unbounded_channel();
+        let weights_bytes = model.weight_bytes();
         let engine = Engine::new(model, tokenizer.clone(), eos, settings, stats.clone());
+        let footprint = Footprint {
+            weights_bytes,
+            kv_cache_bytes: engine.cache_bytes(),
+            prefix_cache_bytes: 0,
+        };
         tracing::info!(
             ctx_size,
             parallel = settings.parallel,
@@ -246,22 +253,20 @@ impl TorchBackend {
         );
         let threads = config.threads.max(1) as i32;
         let engine_health = health.clone();
-        std::thread::Builder::new()
-            .name(format!("{name}-engine"))
-            .spawn(move || {
-                tch::set_num_threads(threads);
-                engine.run(rx);
-                *engine_health.lock().expect("health lock") =
-                    Health::Unhealthy("engine thread stopped".into());
-            })
-            .map_err(|e| Error::Context(e.to_string()))?;
+        let engine = EngineThread::spawn(format!("{name}-engine"), tx, move || {
+            tch::set_num_threads(threads);
+            engine.run(rx);
+            *engine_health.lock().expect("health lock") =
+                Health::Unhealthy("engine thread stopped".into());
+        })?;
         Ok(Self {
             name,
             info,
             ctx_size: ctx_size as u32,
             tokenizer,
             vocab_size,
-            commands: tx,
+            engine,
+            footprint,
             stats,
             health,
         })
@@ -298,6 +303,15 @@ impl Backend for TorchBackend {
         self.health.lock().expect("health lock").clone()
     }
 
+    fn footprint(&self) -> Footprint {
+        // Finished prompts stay in their sequence slot's KV cache: no cache of their own.
+        self.footprint
+    }
+
+    fn shutdown(&self) {
+        self.engine.shutdown();
+    }
+
     fn tokenize(
         &self,
         text: &str,
@@ -324,22 +338,18 @@ impl Backend for TorchBackend {
             ));
         }
         let (sender, stream) = GenerationStream::channel();
-        self.commands
-            .send(Command::Generate {
-                request: Box::new(request),
-                sender,
-                enqueued: Instant::now(),
-            })
-            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
+        self.engine.send(Command::Generate {
+            request: Box::new(request),
+            sender,
+            enqueued: Instant::now(),
+        })?;
         Ok(stream)
     }
 
     async fn embed(&self, inputs: Vec<Vec<u32>>) -> kaito_core::Result<Vec<Vec<f32>>> {
         crate::input::check_embed_inputs(&inputs, self.vocab_size, self.ctx_size)?;
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Embed { inputs, reply })
-            .map_err(|_| kaito_core::Error::from(Error::EngineStopped))?;
+        self.engine.send(Command::Embed { inputs, reply })?;
         Ok(rx
             .await
             .map_err(|_| kaito_core::Error::from(Error::EngineStopped))??)

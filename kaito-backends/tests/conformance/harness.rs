@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use kaito_core::chat_template::ChatTemplate;
-use kaito_core::infer::{AppState, ServerConfig};
+use kaito_core::infer::{AdmissionLimits, AppState, ModelHandle, ServerConfig};
 use kaito_core::server;
 use kaito_core::{
     Backend, EngineConfig, FinishReason, GenerateRequest, GenerationEvent, GenerationStream,
@@ -122,10 +122,14 @@ impl Subject {
 
     /// An HTTP router serving this engine, ready (the OpenAI server as `kaito serve` builds it).
     pub fn router(&self) -> axum::Router {
-        let state = AppState::new(ServerConfig::new(SERVED_NAME));
-        state
-            .set_backend(self.backend.clone())
-            .unwrap_or_else(|e| panic!("{}: server state: {e}", self.label));
+        let state = AppState::new(ServerConfig::default());
+        let model = ModelHandle::new(
+            SERVED_NAME,
+            self.backend.clone(),
+            AdmissionLimits::from(&engine_config()),
+        )
+        .unwrap_or_else(|e| panic!("{}: server state: {e}", self.label));
+        state.models.insert(model);
         state.set_ready();
         server::router(state)
     }

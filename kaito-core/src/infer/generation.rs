@@ -1,7 +1,6 @@
 //! Runs the `n` choices of one request on the engine and turns engine events into text deltas:
 //! incremental UTF-8, stop strings, logprobs, timing metrics. Shared by chat and text completions.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -12,7 +11,7 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::stop::StopMatcher;
 
-use super::state::{Admission, AppState};
+use super::registry::{Admission, ModelLease};
 
 /// One sampled token as reported to clients.
 #[derive(Debug, Clone)]
@@ -82,7 +81,7 @@ struct ChoiceRunner {
     cached: u32,
     started: Instant,
     last_token: Option<Instant>,
-    state: Arc<AppState>,
+    model: ModelLease,
     done: bool,
 }
 
@@ -94,19 +93,21 @@ impl ChoiceRunner {
                 cached_prompt_tokens,
             } => {
                 self.cached = cached_prompt_tokens;
-                self.state.metrics.observe_queue(queue_time);
+                self.model.metrics().observe_queue(queue_time);
                 Vec::new()
             }
             GenerationEvent::Token(token) => {
                 let now = Instant::now();
                 match self.last_token {
-                    None if self.index == 0 => self.state.metrics.observe_ttft(now - self.started),
-                    Some(prev) => self.state.metrics.observe_itl(now - prev),
+                    None if self.index == 0 => {
+                        self.model.metrics().observe_ttft(now - self.started)
+                    }
+                    Some(prev) => self.model.metrics().observe_itl(now - prev),
                     None => {}
                 }
                 self.last_token = Some(now);
                 self.generated += 1;
-                self.state.metrics.add_generation_tokens(1);
+                self.model.metrics().add_generation_tokens(1);
                 let logprobs = token
                     .logprob
                     .map(|lp| {
@@ -195,15 +196,16 @@ fn choice_stream(
     .boxed()
 }
 
-/// Starts every choice of `job` and merges their events. The admission slot is held until the stream ends.
+/// Starts every choice of `job` on `model` and merges their events. The admission slot and the
+/// lease are held until the stream ends.
 pub fn start(
-    state: &Arc<AppState>,
+    model: &ModelLease,
     job: Job,
     admission: Admission,
 ) -> Result<BoxStream<'static, ChoiceEvent>> {
-    let backend = state.backend()?;
-    state
-        .metrics
+    let backend = model.backend();
+    model
+        .metrics()
         .add_prompt_tokens(job.prompt.len() as u64 * u64::from(job.n));
     let started = Instant::now();
     let mut streams = Vec::with_capacity(job.n as usize);
@@ -227,7 +229,7 @@ pub fn start(
             cached: 0,
             started,
             last_token: None,
-            state: state.clone(),
+            model: model.clone(),
             done: false,
         };
         streams.push(choice_stream(generation, runner));

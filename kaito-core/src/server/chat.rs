@@ -39,12 +39,7 @@ pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     OpenAiJson(req): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(
-            &req.model,
-            &state.config.served_model_name,
-        ));
-    }
+    let model = state.models.get(&req.model)?;
     let v = params::validate(&req.sampling(), req.max_completion_tokens)?;
     let top_logprobs = match req.top_logprobs {
         Some(k) if !(0..=20).contains(&k) => {
@@ -72,8 +67,8 @@ pub async fn chat_completions(
         req.tools.clone()
     };
 
-    let backend = state.backend()?;
-    let template = state.template()?;
+    let backend = model.backend();
+    let template = model.template();
     let mut messages = messages;
     if let Some(tools) = &tools {
         if !template.supports_tools() {
@@ -87,7 +82,7 @@ pub async fn chat_completions(
     let prompt_text = template.render(&messages, tools.as_deref(), true)?;
     let prompt = backend.tokenize(&prompt_text, true, true)?;
     let max_tokens = params::fit_context(prompt.len(), v.max_tokens, backend.context_size())?;
-    let admission = state.admit(v.n as usize)?;
+    let admission = model.admit(v.n as usize)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let job = Job {
         id: id.clone(),
@@ -100,10 +95,10 @@ pub async fn chat_completions(
         constraint,
     };
     let prompt_tokens = job.prompt.len() as u32;
-    let mut log = RequestLog::new(state.clone(), id.clone(), "chat", job.prompt.len());
-    let events = generation::start(&state, job, admission)?;
-    let created = state.created_now();
-    let model = state.config.served_model_name.clone();
+    let mut log = RequestLog::new(model.clone(), id.clone(), "chat", job.prompt.len());
+    let events = generation::start(&model, job, admission)?;
+    let created = crate::infer::unix_now();
+    let model_name = model.name().to_owned();
 
     if !v.stream {
         let choices = match generation::collect(events, v.n).await {
@@ -125,7 +120,7 @@ pub async fn chat_completions(
             "id": id,
             "object": "chat.completion",
             "created": created,
-            "model": model,
+            "model": model_name,
             "choices": choices.iter().enumerate().map(|(i, c)| choice_json(i, c, &tool_mode, req.logprobs)).collect::<Vec<_>>(),
             "usage": Usage::new(prompt_tokens, completion, cached),
         });
@@ -137,7 +132,7 @@ pub async fn chat_completions(
     let n = v.n as usize;
     let want_logprobs = req.logprobs;
     let chunk = move |choices: Value, usage: Option<Usage>| -> Event {
-        let mut body = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choices});
+        let mut body = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model_name, "choices": choices});
         if include_usage {
             body["usage"] = usage.map(|u| json!(u)).unwrap_or(Value::Null);
         }
@@ -437,14 +432,4 @@ fn choice_json(index: usize, c: &Collected, mode: &ToolMode, logprobs: bool) -> 
         "logprobs": logprobs,
         "finish_reason": finish,
     })
-}
-
-impl AppState {
-    /// Unix seconds now.
-    pub fn created_now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
 }

@@ -26,12 +26,7 @@ pub async fn completions(
     State(state): State<Arc<AppState>>,
     OpenAiJson(req): OpenAiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(
-            &req.model,
-            &state.config.served_model_name,
-        ));
-    }
+    let model = state.models.get(&req.model)?;
     let v = params::validate(&req.sampling(), None)?;
     let logprobs = match req.logprobs {
         Some(k) if !(0..=5).contains(&k) => {
@@ -43,7 +38,7 @@ pub async fn completions(
         }
         other => other.map(|k| k as u32),
     };
-    let backend = state.backend()?;
+    let backend = model.backend();
     let prompt = match &req.prompt {
         Value::String(s) if !s.is_empty() => backend.tokenize(s, true, true)?,
         Value::Array(items) if items.len() == 1 && items[0].is_string() => {
@@ -73,7 +68,7 @@ pub async fn completions(
         Some(v.max_tokens.unwrap_or(16)),
         backend.context_size(),
     )?;
-    let admission = state.admit(v.n as usize)?;
+    let admission = model.admit(v.n as usize)?;
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let job = Job {
         id: id.clone(),
@@ -86,10 +81,10 @@ pub async fn completions(
         constraint: None,
     };
     let prompt_tokens = job.prompt.len() as u32;
-    let mut log = RequestLog::new(state.clone(), id.clone(), "completions", job.prompt.len());
-    let events = generation::start(&state, job, admission)?;
-    let created = state.created_now();
-    let model = state.config.served_model_name.clone();
+    let mut log = RequestLog::new(model.clone(), id.clone(), "completions", job.prompt.len());
+    let events = generation::start(&model, job, admission)?;
+    let created = crate::infer::unix_now();
+    let model_name = model.name().to_owned();
     let echo = if req.echo { prompt_text } else { String::new() };
 
     if !v.stream {
@@ -111,7 +106,7 @@ pub async fn completions(
             "id": id,
             "object": "text_completion",
             "created": created,
-            "model": model,
+            "model": model_name,
             "choices": choices.iter().enumerate().map(|(i, c)| json!({
                 "index": i,
                 "text": format!("{echo}{}", c.text),
@@ -126,7 +121,7 @@ pub async fn completions(
     let include_usage = v.include_usage;
     let n = v.n as usize;
     let chunk = move |choices: Value, usage: Option<Usage>| -> Event {
-        let mut body = json!({"id": id, "object": "text_completion", "created": created, "model": model, "choices": choices});
+        let mut body = json!({"id": id, "object": "text_completion", "created": created, "model": model_name, "choices": choices});
         if include_usage {
             body["usage"] = usage.map(|u| json!(u)).unwrap_or(Value::Null);
         }

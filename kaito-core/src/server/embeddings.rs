@@ -21,12 +21,7 @@ pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     OpenAiJson(req): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    if req.model != state.config.served_model_name {
-        return Err(ApiError::model_not_found(
-            &req.model,
-            &state.config.served_model_name,
-        ));
-    }
+    let model = state.models.get(&req.model)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -38,7 +33,7 @@ pub async fn embeddings(
             .into())
         }
     };
-    let backend = state.backend()?;
+    let backend = model.backend();
     let bad_input = || {
         Error::request(
             "input",
@@ -89,9 +84,9 @@ pub async fn embeddings(
         other => other.map(|d| d as usize),
     };
     let prompt_tokens: usize = inputs.iter().map(Vec::len).sum();
-    let _admission = state.admit(1)?;
+    let _admission = model.admit(1)?;
     let vectors = backend.embed(inputs).await?;
-    state.metrics.add_prompt_tokens(prompt_tokens as u64);
+    model.metrics().add_prompt_tokens(prompt_tokens as u64);
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
@@ -112,7 +107,7 @@ pub async fn embeddings(
     Ok(Json(json!({
         "object": "list",
         "data": data,
-        "model": state.config.served_model_name,
+        "model": model.name(),
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     })))
 }

@@ -50,17 +50,6 @@ impl ApiError {
         }
     }
 
-    /// 404 for an unknown model.
-    pub fn model_not_found(model: &str, served: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: format!("The model `{model}` does not exist. This server serves `{served}`."),
-            kind: "invalid_request_error",
-            param: Some("model".into()),
-            code: Some("model_not_found"),
-        }
-    }
-
     /// 404 for an unknown route.
     pub fn route_not_found(path: &str) -> Self {
         Self {
@@ -100,7 +89,7 @@ impl From<Error> for ApiError {
                 Some("messages".into()),
                 Some("context_length_exceeded"),
             ),
-            Error::ModelNotFound(_) => (
+            Error::ModelNotFound(_) | Error::UnknownModel { .. } => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 Some("model".into()),
@@ -195,9 +184,9 @@ pub(super) async fn count_errors(
 ) -> Response {
     let response = next.run(request).await;
     if let Some(ErrorReason(reason)) = response.extensions().get::<ErrorReason>() {
-        state
-            .metrics
-            .request_error(response.status().as_u16(), reason);
+        if let Some(metrics) = state.models.error_metrics(None) {
+            metrics.request_error(response.status().as_u16(), reason);
+        }
     }
     response
 }

@@ -11,24 +11,34 @@ use serde_json::json;
 use crate::backend::Health;
 
 use crate::api::openai::ModelCard;
-use crate::infer::AppState;
+use crate::infer::{AppState, ModelSlot};
 
-/// Liveness: 200 while the process serves HTTP and the engine thread is alive.
+/// Liveness: 200 while the process serves HTTP and every loaded model's engine thread is alive.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
-    match state.backend().map(|b| b.health()) {
-        Ok(Health::Unhealthy(reason)) => (
+    let unhealthy =
+        state
+            .models
+            .ready()
+            .into_iter()
+            .find_map(|model| match model.backend().health() {
+                Health::Unhealthy(reason) => Some(reason),
+                Health::Healthy => None,
+            });
+    match unhealthy {
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unhealthy", "reason": reason})),
         )
             .into_response(),
-        _ => Json(json!({"status": "ok"})).into_response(),
+        None => Json(json!({"status": "ok"})).into_response(),
     }
 }
 
 /// Readiness: 200 only after the model loaded and produced a real token.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.is_ready() {
-        Json(json!({"status": "ready", "model": state.config.served_model_name})).into_response()
+        let names = state.models.names();
+        Json(json!({"status": "ready", "model": names.first(), "models": names})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -40,8 +50,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Prometheus text.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let stats = state.backend().map(|b| b.stats()).unwrap_or_default();
-    let body = state.metrics.render(&stats);
+    let body = state.models.render_metrics();
     (
         [(
             header::CONTENT_TYPE,
@@ -52,15 +61,25 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// The served model.
+/// The served models (those still loading too, with `max_model_len` 0 until loaded).
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let max_model_len = state.backend().map(|b| b.context_size()).unwrap_or(0);
-    let card = ModelCard {
-        id: state.config.served_model_name.clone(),
-        object: "model",
-        created: state.created(),
-        owned_by: "kaito",
-        max_model_len,
-    };
-    Json(json!({"object": "list", "data": [card]}))
+    let cards: Vec<ModelCard> = state
+        .models
+        .names()
+        .into_iter()
+        .map(|id| {
+            let max_model_len = match state.models.slot(&id) {
+                Some(ModelSlot::Ready(model)) => model.backend().context_size(),
+                _ => 0,
+            };
+            ModelCard {
+                id,
+                object: "model",
+                created: state.created(),
+                owned_by: "kaito",
+                max_model_len,
+            }
+        })
+        .collect();
+    Json(json!({"object": "list", "data": cards}))
 }

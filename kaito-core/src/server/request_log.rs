@@ -1,16 +1,15 @@
 //! One structured log line per request, written when the request ends (also on client disconnect),
 //! plus the end-of-request metrics.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::FinishReason;
 
-use crate::infer::AppState;
+use crate::infer::ModelLease;
 
 /// Accumulates what the log line reports; logs on drop.
 pub struct RequestLog {
-    state: Arc<AppState>,
+    model: ModelLease,
     id: String,
     endpoint: &'static str,
     prompt_tokens: usize,
@@ -23,13 +22,13 @@ pub struct RequestLog {
 impl RequestLog {
     /// Starts timing a request.
     pub fn new(
-        state: Arc<AppState>,
+        model: ModelLease,
         id: String,
         endpoint: &'static str,
         prompt_tokens: usize,
     ) -> Self {
         Self {
-            state,
+            model,
             id,
             endpoint,
             prompt_tokens,
@@ -63,9 +62,9 @@ impl Drop for RequestLog {
             (false, Some(reason)) => reason.as_str(),
             (false, None) => "abort",
         };
-        self.state.metrics.observe_e2e(elapsed);
+        self.model.metrics().observe_e2e(elapsed);
         if !self.failed {
-            self.state.metrics.request_success(match outcome {
+            self.model.metrics().request_success(match outcome {
                 "stop" => "stop",
                 "length" => "length",
                 _ => "abort",
@@ -73,7 +72,7 @@ impl Drop for RequestLog {
         }
         tracing::info!(
             request_id = %self.id,
-            model = %self.state.config.served_model_name,
+            model = %self.model.name(),
             endpoint = self.endpoint,
             prompt_tokens = self.prompt_tokens,
             completion_tokens = self.completion_tokens,
