@@ -5,7 +5,7 @@
 
 use kaito_core::infer::{self, AdmissionLimits, AppState, ModelHandle, ServerConfig};
 use kaito_core::model::{catalogue, fetch};
-use kaito_core::server;
+use kaito_core::server::ServerHandle;
 use kaito_core::EngineConfig;
 
 #[tokio::main]
@@ -32,14 +32,14 @@ async fn main() -> anyhow::Result<()> {
         .models
         .insert(ModelHandle::new(preset.name, backend, limits)?);
     infer::warm_up(&state).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8181").await?;
+    let server = ServerHandle::start("127.0.0.1:8181", state).await?;
     println!(
-        "serving {} at http://127.0.0.1:8181/v1 (Ctrl-C stops)",
-        preset.name
+        "serving {} at http://{}/v1 (Ctrl-C stops)",
+        preset.name,
+        server.local_addr()
     );
-    server::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    tokio::signal::ctrl_c().await?;
+    // Stop accepting connections; give requests in flight 10 s to finish.
+    server.stop(std::time::Duration::from_secs(10)).await?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kaito_core::model::plan::LoadOptions;
+use kaito_core::Workspace;
 
 /// kaito: serve open-source LLMs as simply as a microservice.
 #[derive(Debug, Parser)]
@@ -165,4 +168,48 @@ pub struct PullArgs {
     /// Model cache directory.
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+impl PullArgs {
+    /// The model to fetch, as load options.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            model: self.model.clone(),
+            cache_dir: self.cache_dir.clone(),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+impl ModelArgs {
+    /// The load options these flags ask for, with the Workspace file (`-f`) read and parsed.
+    pub fn load_options(&self, served_name: Option<&str>) -> anyhow::Result<LoadOptions> {
+        let workspace = match (&self.model, &self.workspace) {
+            (Some(_), Some(_)) => bail!("give either --model or -f WORKSPACE_YAML, not both"),
+            (_, Some(path)) => {
+                if !path.is_file() {
+                    bail!("workspace file {} does not exist", path.display());
+                }
+                Some(Workspace::from_file(path).with_context(|| format!("{}", path.display()))?)
+            }
+            (_, None) => None,
+        };
+        Ok(LoadOptions {
+            model: self.model.clone(),
+            workspace,
+            served_name: served_name.map(str::to_owned),
+            cache_dir: self.cache_dir.clone(),
+            backend: self.backend.clone(),
+            threads: self.threads,
+            ctx_size: self.ctx_size,
+            parallel: self.parallel,
+            max_queue: self.max_queue,
+            // The flag only turns it on; off is the default (and a Workspace may turn it on).
+            deterministic: self.deterministic.then_some(true),
+            prefix_cache_mib: self.prefix_cache_mib,
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+            quantization: self.quantization.clone(),
+        })
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use futures::StreamExt;
-use kaito_core::infer::generation::{self, ChoiceEvent, Job};
+use kaito_core::api::params::Validated;
+use kaito_core::infer::generation::{self, ChoiceEvent};
 use kaito_core::infer::{ModelHandle, ModelLease, ModelLoader};
 use kaito_core::SamplingParams;
 use serde_json::{json, Value};
@@ -14,8 +15,8 @@ use crate::args::{GenerateArgs, ModelArgs};
 use crate::runtime;
 
 async fn start(args: &ModelArgs) -> Result<ModelLease> {
-    let plan = runtime::plan(args, None)?;
-    let loaded = plan.load(&plan.served_name).await?;
+    let plan = runtime::plan(&args.load_options(None)?)?;
+    let loaded = runtime::PlanLoader(&plan).load(&plan.served_name).await?;
     let model = ModelHandle::new(plan.served_name.clone(), loaded.backend, loaded.limits)?;
     Ok(Arc::new(model).lease())
 }
@@ -29,29 +30,28 @@ async fn answer(
 ) -> Result<String> {
     let backend = model.backend();
     let prompt = backend.tokenize(prompt_text, true, true)?;
-    let max_tokens = kaito_core::api::params::fit_context(
-        prompt.len(),
-        Some(
-            max_tokens.min(
-                backend
-                    .context_size()
-                    .saturating_sub(prompt.len() as u32)
-                    .max(1),
-            ),
-        ),
-        backend.context_size(),
-    )?;
-    let admission = model.admit(1)?;
-    let job = Job {
-        id: "cli".into(),
-        prompt,
-        max_tokens,
+    // At most what is left of the context after the prompt (a long chat may not fit `max_tokens`).
+    let room = backend
+        .context_size()
+        .saturating_sub(prompt.len() as u32)
+        .max(1);
+    let params = Validated {
         sampling,
+        max_tokens: None,
         stops: Vec::new(),
         n: 1,
-        logprobs: None,
-        constraint: None,
+        stream: true,
+        include_usage: false,
     };
+    let (job, admission) = generation::prepare(
+        model,
+        "cli".into(),
+        prompt,
+        Some(max_tokens.min(room)),
+        &params,
+        None,
+        None,
+    )?;
     let mut events = generation::start(model, job, admission)?;
     let mut text = String::new();
     let mut out = std::io::stdout();

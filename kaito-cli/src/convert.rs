@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use kaito_core::model::catalogue;
 use kaito_core::model::convert::{convert_gguf_to_hf, ConvertOptions, OutputDType};
-use kaito_core::{EngineConfig, ModelSource};
+use kaito_core::model::plan::{LoadOptions, LoadPlan};
 
-use crate::runtime::{self, Plan};
+use crate::runtime;
 
 /// `kaito convert`.
 #[derive(Debug, Clone, Args)]
@@ -33,20 +32,11 @@ pub struct ConvertArgs {
 
 /// Resolves and fetches the model like `kaito serve --model`, then converts it on a blocking thread.
 pub async fn run(args: ConvertArgs) -> Result<()> {
-    let source = match &args.model {
-        Some(spec) => ModelSource::parse(spec)?,
-        None => ModelSource::Preset(catalogue::default_preset()),
-    };
-    let plan = Plan {
-        served_name: source.default_served_name(),
-        source,
-        sha256: None,
-        engine: EngineConfig::default(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(kaito_core::model::default_cache_dir),
-    };
+    let plan = LoadPlan::resolve(&LoadOptions {
+        model: args.model.clone(),
+        cache_dir: args.cache_dir.clone(),
+        ..LoadOptions::default()
+    })?;
     let gguf = runtime::fetch(&plan).await?;
     if gguf.is_dir() {
         bail!(

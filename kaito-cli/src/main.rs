@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
-            Command::Pull(a) => runtime::pull(a).await,
+            Command::Pull(a) => runtime::pull(a.load_options()).await,
             Command::Convert(a) => convert::run(a).await,
             Command::Quantize(a) => quantize::run(a).await,
             Command::Bench(a) => bench::run(a).await,

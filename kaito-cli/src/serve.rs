@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kaito_core::infer::{self, AppState, ServerConfig};
-use kaito_core::server;
+use kaito_core::server::{self, ServerHandle};
 
 use crate::args::ServeArgs;
 use crate::runtime;
 
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let plan = runtime::plan(&args.model, args.served_model_name.as_deref())?;
+    let plan = runtime::plan(&args.model.load_options(args.served_model_name.as_deref())?)?;
     let mut api_keys = Vec::new();
     if let Some(path) = &args.api_key_file {
         api_keys = server::read_key_file(path)?;
@@ -19,23 +19,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(key) = args.api_key.as_ref().filter(|k| !k.is_empty()) {
         api_keys.push(key.clone());
     }
-    let address = format!("{}:{}", args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let local = listener.local_addr()?;
-
     let state = AppState::new(ServerConfig { api_keys });
     state.models.begin_loading(plan.served_name.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server_rx = stop_rx.clone();
-    let server = tokio::spawn(server::serve(listener, state.clone(), async move {
-        let _ = server_rx.wait_for(|stop| *stop).await;
-    }));
+    let address = format!("{}:{}", args.host, args.port);
+    let server = ServerHandle::start(&address, state.clone()).await?;
+    let local = server.local_addr();
     tracing::info!(address = %format!("http://{local}"), "listening (model loading)");
 
     let load = async {
-        let model = state.models.load(&plan.served_name, &plan).await?;
+        let model = state
+            .models
+            .load(&plan.served_name, &runtime::PlanLoader(&plan))
+            .await?;
         infer::warm_up(&state).await?;
         anyhow::Ok(model)
     };
@@ -63,12 +58,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         timeout_s = args.shutdown_timeout,
         "shutting down: no new connections, finishing in-flight requests"
     );
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(Duration::from_secs(args.shutdown_timeout), server).await {
-        Ok(joined) => joined??,
-        Err(_) => tracing::warn!("in-flight requests did not finish before the deadline; exiting"),
+    if !server
+        .stop(Duration::from_secs(args.shutdown_timeout))
+        .await?
+    {
+        tracing::warn!("in-flight requests did not finish before the deadline; exiting");
     }
-    drop(stop_rx);
     tracing::info!("stopped");
     Ok(())
 }

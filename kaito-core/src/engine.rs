@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::workspace::EngineSpec;
 
 /// Which engine serves a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -160,43 +159,5 @@ impl EngineConfig {
     pub fn with_max_queue(mut self, max_queue: u32) -> Self {
         self.max_queue = max_queue;
         self
-    }
-
-    /// Overlays the fields a Workspace's `inference.engine` sets.
-    pub fn apply_spec(mut self, spec: &EngineSpec) -> Result<Self> {
-        if let Some(b) = &spec.backend {
-            self.backend = b.parse()?;
-        }
-        if let Some(v) = spec.threads {
-            self.threads = v;
-        }
-        if let Some(v) = spec.ctx_size {
-            self.ctx_size = Some(v);
-        }
-        if let Some(v) = spec.parallel {
-            self.parallel = v;
-        }
-        if let Some(v) = spec.max_queue {
-            self.max_queue = v;
-        }
-        if let Some(v) = spec.batch_size {
-            self.batch_size = v;
-        }
-        if let Some(v) = spec.gpu_layers {
-            self.gpu_layers = v;
-        }
-        if let Some(v) = spec.prefix_cache_mib {
-            self.prefix_cache_mib = v;
-        }
-        if let Some(v) = &spec.device {
-            self.device = Some(v.clone());
-        }
-        if let Some(v) = &spec.dtype {
-            self.dtype = Some(v.clone());
-        }
-        if let Some(v) = &spec.quantization {
-            self.quantization = Some(v.clone());
-        }
-        Ok(self)
     }
 }

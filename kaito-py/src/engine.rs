@@ -12,6 +12,7 @@ use futures::StreamExt;
 use kaito_core::api::params;
 use kaito_core::infer::generation::{self, ChoiceEvent, Job};
 use kaito_core::infer::{Admission, ModelHandle, ModelLease};
+use kaito_core::model::plan::LoadOptions;
 use kaito_core::{Error, Result};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::convert::{from_json, sampling_fields, to_json};
 use crate::error::IntoPyResult;
-use crate::plan::{LoadOptions, Plan};
+use crate::plan;
 use crate::runtime::{spawn_with_callback, wait, Task};
 use crate::workspace::PyWorkspace;
 
@@ -59,18 +60,9 @@ impl Engine {
             return Err(Error::request("prompt", "the prompt is empty"));
         }
         let tokens = backend.tokenize(prompt, true, true)?;
-        let max_tokens = params::fit_context(tokens.len(), v.max_tokens, backend.context_size())?;
-        let admission = model.admit(v.n as usize)?;
-        let job = Job {
-            id: format!("py-{}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)),
-            prompt: tokens,
-            max_tokens,
-            sampling: v.sampling,
-            stops: v.stops,
-            n: v.n,
-            logprobs: None,
-            constraint: None,
-        };
+        let id = format!("py-{}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed));
+        let (job, admission) =
+            generation::prepare(model, id, tokens, v.max_tokens, &v, None, None)?;
         Ok((job, admission))
     }
 
@@ -160,10 +152,11 @@ impl Engine {
             cache_dir,
             served_name,
             deterministic,
+            ..LoadOptions::default()
         };
-        let plan = Plan::resolve(&options).py(py)?;
+        let plan = plan::resolve(options).py(py)?;
         let deterministic = plan.engine.deterministic;
-        let model = wait(py, plan.load())?.py(py)?;
+        let model = wait(py, plan::load(plan))?.py(py)?;
         Ok(Engine {
             model,
             deterministic,

@@ -5,13 +5,14 @@ use std::time::Instant;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
+use crate::api::params::{fit_context, Validated};
 use crate::backend::{
     Constraint, FinishReason, GenerateRequest, GenerationEvent, GenerationStream, SamplingParams,
 };
 use crate::error::{Error, Result};
 use crate::stop::StopMatcher;
 
-use super::registry::{Admission, ModelLease};
+use super::registry::{Admission, ModelHandle, ModelLease};
 
 /// One sampled token as reported to clients.
 #[derive(Debug, Clone)]
@@ -194,6 +195,34 @@ fn choice_stream(
     })
     .flat_map(stream::iter)
     .boxed()
+}
+
+/// The one preparation of a request every front end runs once its prompt is tokens: fits
+/// `max_tokens` to `model`'s context window (400 naming the lengths when prompt and `max_tokens` do
+/// not fit; `None` fills what is left), takes the choices' admission slots (503 beyond the model's
+/// limits), and builds the job with the validated sampling, stop strings and choice count.
+pub fn prepare(
+    model: &ModelHandle,
+    id: String,
+    prompt: Vec<u32>,
+    max_tokens: Option<u32>,
+    params: &Validated,
+    logprobs: Option<u32>,
+    constraint: Option<Constraint>,
+) -> Result<(Job, Admission)> {
+    let max_tokens = fit_context(prompt.len(), max_tokens, model.backend().context_size())?;
+    let admission = model.admit(params.n as usize)?;
+    let job = Job {
+        id,
+        prompt,
+        max_tokens,
+        sampling: params.sampling.clone(),
+        stops: params.stops.clone(),
+        n: params.n,
+        logprobs,
+        constraint,
+    };
+    Ok((job, admission))
 }
 
 /// Starts every choice of `job` on `model` and merges their events. The admission slot and the

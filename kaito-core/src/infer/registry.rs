@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::model::ModelInfo;
 
 /// How many requests a model takes at once: `parallel` decoding, `max_queue` more waiting; beyond
-/// that requests get 503. From the engine's own settings ([`crate::EngineConfig::admission`]), so
+/// that requests get 503. From the engine's own settings (`AdmissionLimits::from(&EngineConfig)`), so
 /// that admission and the engine cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionLimits {

@@ -6,6 +6,7 @@ pub mod convert;
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub mod fetch;
 pub mod gguf;
+pub mod plan;
 
 use std::path::{Path, PathBuf};
 

@@ -18,7 +18,7 @@ use super::json::OpenAiJson;
 use super::request_log::RequestLog;
 use crate::api::openai::{ChatCompletionRequest, Usage};
 use crate::api::params;
-use crate::infer::generation::{self, ChoiceEvent, Collected, Job, TokenOut};
+use crate::infer::generation::{self, ChoiceEvent, Collected, TokenOut};
 use crate::infer::AppState;
 
 /// How tools shape the answer.
@@ -81,19 +81,16 @@ pub async fn chat_completions(
     }
     let prompt_text = template.render(&messages, tools.as_deref(), true)?;
     let prompt = backend.tokenize(&prompt_text, true, true)?;
-    let max_tokens = params::fit_context(prompt.len(), v.max_tokens, backend.context_size())?;
-    let admission = model.admit(v.n as usize)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let job = Job {
-        id: id.clone(),
+    let (job, admission) = generation::prepare(
+        &model,
+        id.clone(),
         prompt,
-        max_tokens,
-        sampling: v.sampling.clone(),
-        stops: v.stops.clone(),
-        n: v.n,
-        logprobs: req.logprobs.then_some(top_logprobs),
+        v.max_tokens,
+        &v,
+        req.logprobs.then_some(top_logprobs),
         constraint,
-    };
+    )?;
     let prompt_tokens = job.prompt.len() as u32;
     let mut log = RequestLog::new(model.clone(), id.clone(), "chat", job.prompt.len());
     let events = generation::start(&model, job, admission)?;

@@ -18,7 +18,7 @@ use super::json::OpenAiJson;
 use super::request_log::RequestLog;
 use crate::api::openai::{CompletionRequest, Usage};
 use crate::api::params;
-use crate::infer::generation::{self, ChoiceEvent, Job, TokenOut};
+use crate::infer::generation::{self, ChoiceEvent, TokenOut};
 use crate::infer::AppState;
 
 /// Handler.
@@ -63,23 +63,17 @@ pub async fn completions(
         Value::String(s) => s.clone(),
         _ => backend.detokenize(&prompt)?,
     };
-    let max_tokens = params::fit_context(
-        prompt.len(),
-        Some(v.max_tokens.unwrap_or(16)),
-        backend.context_size(),
-    )?;
-    let admission = model.admit(v.n as usize)?;
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
-    let job = Job {
-        id: id.clone(),
+    // OpenAI's legacy default: 16 new tokens.
+    let (job, admission) = generation::prepare(
+        &model,
+        id.clone(),
         prompt,
-        max_tokens,
-        sampling: v.sampling.clone(),
-        stops: v.stops.clone(),
-        n: v.n,
+        Some(v.max_tokens.unwrap_or(16)),
+        &v,
         logprobs,
-        constraint: None,
-    };
+        None,
+    )?;
     let prompt_tokens = job.prompt.len() as u32;
     let mut log = RequestLog::new(model.clone(), id.clone(), "completions", job.prompt.len());
     let events = generation::start(&model, job, admission)?;

@@ -9,6 +9,7 @@ mod chat;
 mod completions;
 mod embeddings;
 pub mod error;
+mod handle;
 mod json;
 mod probes;
 mod request_log;
@@ -22,6 +23,7 @@ use axum::Router;
 
 pub use auth::read_key_file;
 pub use error::ApiError;
+pub use handle::ServerHandle;
 
 use crate::error::{Error, Result};
 use crate::infer::AppState;
