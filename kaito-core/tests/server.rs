@@ -54,6 +54,17 @@ async fn json_body(response: axum::response::Response) -> Value {
     .unwrap()
 }
 
+async fn metrics_text(router: axum::Router) -> String {
+    let metrics = router
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(metrics.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 fn hello(extra: Value) -> Value {
     let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
     body.as_object_mut()
@@ -293,17 +304,7 @@ async fn every_error_answer_is_counted_by_status_and_reason() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
-    let metrics = router
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = String::from_utf8(
-        axum::body::to_bytes(metrics.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = metrics_text(router).await;
     let errors: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("kaito:request_errors_total{"))
@@ -375,17 +376,7 @@ async fn each_request_reaches_the_model_it_names() {
     assert_eq!(ids, vec![json!("a"), json!("b"), json!("c")]);
 
     // One family per metric, a series per model: each request counted under its own model.
-    let metrics = router
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = String::from_utf8(
-        axum::body::to_bytes(metrics.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = metrics_text(router).await;
     assert_eq!(
         text.matches("# TYPE vllm:generation_tokens_total counter")
             .count(),
