@@ -36,6 +36,9 @@ cargo clippy --release --workspace --all-targets --features "$features" -- -D wa
 step "kaito-core alone: no HTTP server or client without its features; members name what they use"
 scripts/check-core-alone.sh
 
+step "no import cycles between the top-level modules of a crate"
+python3 scripts/check-module-cycles.py
+
 step "rustdoc -D warnings; cargo package of the publishable crates (dry run)"
 RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --features "$features"
 # --no-verify: verifying rebuilds every dependency and llama.cpp in the dev profile (minutes).

@@ -39,8 +39,13 @@ pub enum Error {
         completion: u32,
     },
     /// No model with that name is known (not a file, not an `hf:` reference, not a catalogue preset).
-    #[error("model `{0}` not found: give a GGUF file path, `hf:ORG/REPO/FILE.gguf`, or a preset name ({presets})", presets = crate::model::catalogue::preset_names().join(", "))]
-    ModelNotFound(String),
+    #[error("model `{name}` not found: give a GGUF file path, `hf:ORG/REPO/FILE.gguf`, or a preset name ({})", .presets.join(", "))]
+    ModelNotFound {
+        /// The name given.
+        name: String,
+        /// The preset names this build knows.
+        presets: Vec<String>,
+    },
     /// A request named a model this process does not serve.
     #[error("The model `{requested}` does not exist. {}", served_list(.served))]
     UnknownModel {
@@ -141,7 +146,7 @@ impl Error {
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::ContextOverflow { .. } => "context_overflow",
-            Error::ModelNotFound(_) | Error::UnknownModel { .. } => "model_not_found",
+            Error::ModelNotFound { .. } | Error::UnknownModel { .. } => "model_not_found",
             Error::ModelLoad { .. } => "model_load",
             Error::Download { .. } => "download",
             Error::Overloaded { .. } => "overloaded",

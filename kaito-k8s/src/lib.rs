@@ -42,6 +42,7 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod estimate;
+pub mod facts;
 pub mod instance_types;
 pub mod render;
 pub mod validate;

@@ -8,7 +8,7 @@ use crate::catalogue;
 use crate::crd::{keys, InferenceSet, Workspace};
 use crate::error::Error;
 use crate::estimate::{self, EstimateInputs};
-use crate::render::ClusterFacts;
+use crate::facts::ClusterFacts;
 
 /// Longest Workspace name: the StatefulSet's pods and revision labels must stay within 63 characters.
 pub const MAX_NAME_LEN: usize = 52;
@@ -178,7 +178,7 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
             ));
         }
     }
-    let configured_context = crate::render::vllm_context(facts);
+    let configured_context = crate::facts::vllm_context(facts);
     match configured_context {
         Ok(c) => {
             if let Err(e) = estimate::estimate(
@@ -208,7 +208,7 @@ pub fn inferenceset(set: &InferenceSet, facts: &ClusterFacts) -> Vec<Error> {
     if !p.is_empty() {
         return p;
     }
-    let child = crate::render::child_workspace(set, 0);
+    let child = crate::crd::child_workspace(set, 0);
     for e in workspace(&child, facts) {
         p.push(match e {
             // The child's name is derived from the set's, checked above.

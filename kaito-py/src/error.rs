@@ -34,7 +34,7 @@ pub fn to_py(py: Python<'_>, error: kaito_core::Error) -> PyErr {
         E::InvalidRequest { .. } | E::ContextOverflow { .. } | E::Template(_) => {
             "InvalidRequestError"
         }
-        E::ModelNotFound(_) => "ModelNotFoundError",
+        E::ModelNotFound { .. } => "ModelNotFoundError",
         E::ModelLoad { .. } | E::Download { .. } | E::NotCompiled(_) => "ModelLoadError",
         E::Overloaded { .. } => "OverloadedError",
         E::NotReady | E::Cancelled | E::Unsupported(_) | E::Engine(_) => "GenerationError",

@@ -531,7 +531,10 @@ mod tests {
     #[async_trait::async_trait]
     impl ModelLoader for FailingLoader {
         async fn load(&self, name: &str) -> Result<LoadedModel> {
-            Err(Error::ModelNotFound(name.to_owned()))
+            Err(Error::ModelNotFound {
+                name: name.to_owned(),
+                presets: Vec::new(),
+            })
         }
     }
 
@@ -557,7 +560,7 @@ mod tests {
         assert_eq!(model.name(), "a");
         assert!(registry.get("a").is_ok());
         let err = registry.load("broken", &FailingLoader).await.unwrap_err();
-        assert!(matches!(err, Error::ModelNotFound(_)));
+        assert!(matches!(err, Error::ModelNotFound { .. }));
         match registry.get("broken") {
             Err(Error::Engine(message)) => assert!(message.contains("failed to load"), "{message}"),
             other => panic!("{other:?}"),

@@ -82,7 +82,13 @@ impl ModelSource {
                 message: "is not a file".to_owned(),
             });
         }
-        Err(Error::ModelNotFound(spec.to_owned()))
+        Err(Error::ModelNotFound {
+            name: spec.to_owned(),
+            presets: catalogue::preset_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        })
     }
 
     /// The name the OpenAI API serves this model under by default.

@@ -89,7 +89,7 @@ impl From<Error> for ApiError {
                 Some("messages".into()),
                 Some("context_length_exceeded"),
             ),
-            Error::ModelNotFound(_) | Error::UnknownModel { .. } => (
+            Error::ModelNotFound { .. } | Error::UnknownModel { .. } => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 Some("model".into()),

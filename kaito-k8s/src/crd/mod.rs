@@ -8,11 +8,13 @@
 //! CRD (with its OpenAPI schema and CEL rules) is built in [`schema`] and [`generate`].
 
 pub mod check;
+mod children;
 pub mod generate;
 mod inferenceset;
 pub mod schema;
 mod workspace;
 
+pub use children::{child_selector, child_workspace, child_workspace_name};
 pub use inferenceset::{InferenceSet, InferenceSetSpec, InferenceSetStatus, InferenceSetTemplate};
 pub use workspace::Workspace;
 

@@ -12,10 +12,12 @@ pub mod input;
 mod pod;
 mod workspace;
 
-pub use inferenceset::{
-    child_workspace, child_workspace_name, render_inferenceset, RenderedInferenceSet,
-};
+pub use inferenceset::{render_inferenceset, RenderedInferenceSet};
+
+pub use crate::crd::{child_selector, child_workspace, child_workspace_name};
 pub use workspace::{render_workspace, RenderedWorkspace};
+
+pub use crate::facts::{vllm_context, ClusterFacts};
 
 /// Image of our runtime.
 pub const KAITO_IMAGE: &str = concat!("ghcr.io/kaito-rs/kaito:", env!("CARGO_PKG_VERSION"));
@@ -56,20 +58,6 @@ impl Default for RenderOptions {
             vllm_image: VLLM_IMAGE.to_owned(),
         }
     }
-}
-
-/// Facts the renderer reads from the cluster (or from the same file, for `kaito render`).
-#[derive(Debug, Clone, Default)]
-pub struct ClusterFacts {
-    /// `inference_config.yaml` of the ConfigMap named by `inference.config`, when known.
-    pub inference_config: Option<String>,
-}
-
-/// `max-model-len` of the `inference_config.yaml` in `facts`, if any.
-pub fn vllm_context(facts: &ClusterFacts) -> crate::Result<Option<u64>> {
-    Ok(workspace::vllm_config(facts.inference_config.as_deref())?
-        .get("max-model-len")
-        .and_then(|v| v.as_u64()))
 }
 
 /// A short stable hash (hex) of some text, for names and rollout annotations.

@@ -18,6 +18,7 @@ use crate::catalogue::Runtime;
 use crate::crd::{keys, Workspace};
 use crate::error::{Error, Result};
 use crate::estimate::{self, Estimate, EstimateInputs, Placement};
+use crate::facts::vllm_config;
 use crate::validate;
 
 /// Every object the controller applies for one Workspace.
@@ -135,28 +136,6 @@ fn metadata(ws: &Workspace, name: &str) -> Value {
         m["ownerReferences"] = serde_json::to_value(refs).unwrap_or_default();
     }
     m
-}
-
-/// Reads `max-model-len` (and the `vllm:` section) of KAITO's `inference_config.yaml`.
-pub(crate) fn vllm_config(text: Option<&str>) -> Result<BTreeMap<String, serde_yaml::Value>> {
-    let Some(text) = text else {
-        return Ok(BTreeMap::new());
-    };
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        Error::invalid(
-            "inference.config",
-            format!("inference_config.yaml is not valid YAML: {e}"),
-        )
-    })?;
-    let mut out = BTreeMap::new();
-    if let Some(map) = doc.get("vllm").and_then(|v| v.as_mapping()) {
-        for (k, v) in map {
-            if let Some(k) = k.as_str() {
-                out.insert(k.to_owned(), v.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The default `inference_config.yaml` KAITO gives vLLM when the Workspace names none.
