@@ -89,13 +89,7 @@ fn engines() -> Vec<(&'static str, Arc<dyn Backend>)> {
 
 /// The chat prompts of [`QUESTIONS`], through the model's template.
 fn prompts(backend: &dyn Backend) -> Vec<Vec<u32>> {
-    let info = backend.model();
-    let template = ChatTemplate::new(
-        info.chat_template.as_deref(),
-        info.bos_token.as_deref(),
-        info.eos_token.as_deref(),
-    )
-    .expect("chat template");
+    let template = ChatTemplate::for_model(backend.model()).expect("chat template");
     QUESTIONS
         .iter()
         .map(|q| {

@@ -1,12 +1,10 @@
 //! From arguments (or a Workspace) to a loaded engine: resolve the model, fetch it, load it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 use kaito_core::infer::{AdmissionLimits, LoadedModel, ModelLoader};
 use kaito_core::model::plan::{LoadOptions, LoadPlan};
-use kaito_core::Backend;
 
 /// Resolves the flags' load options (flags override the Workspace) with the one resolution every
 /// front end uses ([`LoadPlan::resolve`]); errors name the flag.
@@ -30,43 +28,28 @@ fn flag_error(e: kaito_core::Error) -> String {
     }
 }
 
-/// Downloads the weights if needed (with a progress bar) and returns their path.
-pub async fn fetch(plan: &LoadPlan) -> Result<PathBuf> {
+/// Downloads the weights if needed (with a progress bar) on a blocking thread and returns their
+/// path.
+pub async fn fetch(plan: &LoadPlan) -> kaito_core::Result<PathBuf> {
     let plan = plan.clone();
-    let path = tokio::task::spawn_blocking(move || plan.fetch(true)).await??;
-    Ok(path)
+    tokio::task::spawn_blocking(move || plan.fetch(true))
+        .await
+        .map_err(|e| kaito_core::Error::Engine(format!("model fetch task failed: {e}")))?
 }
 
-/// Loads the engine on a blocking thread.
-pub async fn load(plan: &LoadPlan, path: PathBuf) -> Result<Arc<dyn Backend>> {
+/// Fetches the model, then loads its engine on a blocking thread.
+async fn fetch_and_load(plan: &LoadPlan) -> kaito_core::Result<LoadedModel> {
+    let path = fetch(plan).await?;
     let served = plan.served_name.clone();
     let engine = plan.engine.clone();
     let backend =
         tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine))
-            .await??;
-    Ok(backend)
-}
-
-/// Fetches and loads the model; the error keeps its kind where it has one (a download, a model
-/// file the engine refuses).
-async fn fetch_and_load(plan: &LoadPlan) -> kaito_core::Result<LoadedModel> {
-    let loaded = async {
-        let path = fetch(plan).await?;
-        load(plan, path).await
-    };
-    match loaded.await {
-        Ok(backend) => Ok(LoadedModel {
-            backend,
-            limits: AdmissionLimits::from(&plan.engine),
-        }),
-        Err(e) => Err(match e.downcast::<kaito_core::Error>() {
-            Ok(e) => e,
-            Err(e) => match e.downcast::<kaito_backends::Error>() {
-                Ok(e) => e.into(),
-                Err(e) => kaito_core::Error::Engine(format!("{e:#}")),
-            },
-        }),
-    }
+            .await
+            .map_err(|e| kaito_core::Error::Engine(format!("model load task failed: {e}")))??;
+    Ok(LoadedModel {
+        backend,
+        limits: AdmissionLimits::from(&plan.engine),
+    })
 }
 
 /// Loads the plan's one model, whatever name the registry asks for.

@@ -25,6 +25,15 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 impl ChatTemplate {
+    /// Compiles the template a model carries (ChatML when it carries none), with its BOS and EOS.
+    pub fn for_model(info: &crate::model::ModelInfo) -> Result<Self> {
+        Self::new(
+            info.chat_template.as_deref(),
+            info.bos_token.as_deref(),
+            info.eos_token.as_deref(),
+        )
+    }
+
     /// Compiles `source` (or ChatML when `None`).
     pub fn new(
         source: Option<&str>,

@@ -137,7 +137,7 @@ pub(super) fn run(
                 Some(cmd) => engine.accept(cmd),
                 None => break,
             }
-            if !engine.settings.deterministic && engine.peak_running > 1 {
+            if !engine.settings.deterministic && engine.peak_running > 1 && !engine.stopping {
                 coalesce_arrivals(&mut engine, &mut commands);
             }
             engine.peak_running = 0;
@@ -213,7 +213,7 @@ fn coalesce_arrivals(engine: &mut Engine<'_>, commands: &mut mpsc::UnboundedRece
     let started = Instant::now();
     let mut last_arrival = started;
     let mut arrived = 1;
-    while arrived < engine.free_ids.len() && started.elapsed() < COALESCE_MAX {
+    while arrived < engine.free_ids.len() && !engine.stopping && started.elapsed() < COALESCE_MAX {
         match commands.try_recv() {
             Ok(cmd) => {
                 engine.accept(cmd);

@@ -69,13 +69,8 @@ impl Subject {
         load: impl FnOnce() -> kaito_core::Result<Arc<dyn Backend>>,
     ) -> Self {
         let backend = load().unwrap_or_else(|e| panic!("{label}: loading the model failed: {e}"));
-        let info = backend.model();
-        let template = ChatTemplate::new(
-            info.chat_template.as_deref(),
-            info.bos_token.as_deref(),
-            info.eos_token.as_deref(),
-        )
-        .unwrap_or_else(|e| panic!("{label}: the model's chat template does not compile: {e}"));
+        let template = ChatTemplate::for_model(backend.model())
+            .unwrap_or_else(|e| panic!("{label}: the model's chat template does not compile: {e}"));
         Self {
             label,
             backend,

@@ -91,12 +91,7 @@ impl ModelHandle {
         limits: AdmissionLimits,
     ) -> Result<Self> {
         let name = name.into();
-        let info = backend.model();
-        let template = ChatTemplate::new(
-            info.chat_template.as_deref(),
-            info.bos_token.as_deref(),
-            info.eos_token.as_deref(),
-        )?;
+        let template = ChatTemplate::for_model(backend.model())?;
         Ok(Self {
             metrics: Arc::new(Metrics::new(name.clone())),
             name,
@@ -264,7 +259,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
-    /// The first name announced: errors of requests that name no served model count under it.
+    /// The first name announced: error answers count under it.
     default_model: RwLock<Option<String>>,
 }
 
@@ -368,18 +363,17 @@ impl ModelRegistry {
             .collect()
     }
 
-    /// Where `name` stands, if it is known.
-    pub fn slot(&self, name: &str) -> Option<ModelSlot> {
-        self.read().get(name).map(|e| e.slot.clone())
+    /// Every served name with where it stands, in order (one look at the registry).
+    pub fn slots(&self) -> Vec<(String, ModelSlot)> {
+        self.read()
+            .iter()
+            .map(|(name, e)| (name.clone(), e.slot.clone()))
+            .collect()
     }
 
-    /// Where an error answer counts: under the model the request named when it is served,
-    /// else under the first model announced (`None` before any).
-    pub fn error_metrics(&self, requested: Option<&str>) -> Option<Arc<Metrics>> {
+    /// Where error answers count: under the first model announced (`None` before any).
+    pub fn error_metrics(&self) -> Option<Arc<Metrics>> {
         let entries = self.read();
-        if let Some(entry) = requested.and_then(|name| entries.get(name)) {
-            return Some(entry.metrics.clone());
-        }
         let default = self.default_model.read().expect("model registry lock");
         default
             .as_deref()

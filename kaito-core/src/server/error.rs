@@ -184,7 +184,7 @@ pub(super) async fn count_errors(
 ) -> Response {
     let response = next.run(request).await;
     if let Some(ErrorReason(reason)) = response.extensions().get::<ErrorReason>() {
-        if let Some(metrics) = state.models.error_metrics(None) {
+        if let Some(metrics) = state.models.error_metrics() {
             metrics.request_error(response.status().as_u16(), reason);
         }
     }

@@ -65,11 +65,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let cards: Vec<ModelCard> = state
         .models
-        .names()
+        .slots()
         .into_iter()
-        .map(|id| {
-            let max_model_len = match state.models.slot(&id) {
-                Some(ModelSlot::Ready(model)) => model.backend().context_size(),
+        .map(|(id, slot)| {
+            let max_model_len = match slot {
+                ModelSlot::Ready(model) => model.backend().context_size(),
                 _ => 0,
             };
             ModelCard {
