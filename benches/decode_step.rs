@@ -115,17 +115,14 @@ async fn timed_run(
         .iter()
         .map(|prompt| {
             backend
-                .generate(GenerateRequest {
-                    id: "bench".into(),
-                    prompt: prompt.clone(),
-                    max_tokens: steps as u32 + 1,
-                    sampling: SamplingParams {
-                        ignore_eos: true,
-                        ..SamplingParams::greedy()
-                    },
-                    constraint: None,
-                    logprobs: None,
-                })
+                .generate(
+                    GenerateRequest::new("bench", prompt.clone(), steps as u32 + 1).with_sampling(
+                        SamplingParams {
+                            ignore_eos: true,
+                            ..SamplingParams::greedy()
+                        },
+                    ),
+                )
                 .expect("generate")
         })
         .collect();

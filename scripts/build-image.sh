@@ -239,8 +239,9 @@ inference:
     threads: 1
     parallel: 2
 EOF
-# The pod's volumes: the model cache (an emptyDir; here holding the already downloaded model, as after a first
-# start), /tmp (an emptyDir), the Workspace ConfigMap at /etc/kaito (read-only). Everything else read-only.
+# The pod's volumes: the model cache (an emptyDir; here holding the downloaded model in the cache layout from
+# before the model store, which the runtime moves into the store when it starts), /tmp (an emptyDir), the
+# Workspace ConfigMap at /etc/kaito (read-only). Everything else read-only.
 cache="$work/cache"
 install -d -o "$uid" -g "$uid" "$cache" "$cache/presets" "$cache/presets/$model"
 install -o "$uid" -g "$uid" -m 0644 "$model_path" "$cache/presets/$model/$(basename "$model_path")"

@@ -1,7 +1,7 @@
 //! Checks every engine applies to what it is asked before it queues the work, so that bad input
 //! gets the same clear error whatever the engine (and never reaches a batch it could spoil).
 
-use kaito_core::{Error, Result};
+use kaito_core::{Error, GenerateRequest, Result};
 
 /// A prompt must be non-empty, inside the vocabulary and shorter than one sequence's context.
 pub fn check_prompt(prompt: &[u32], vocab_size: u32, ctx_size: u32) -> Result<()> {
@@ -15,6 +15,21 @@ pub fn check_prompt(prompt: &[u32], vocab_size: u32, ctx_size: u32) -> Result<()
             format!(
                 "the prompt has {} tokens; a sequence's context holds {ctx_size}",
                 prompt.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What every engine checks of a request before queueing it: the prompt ([`check_prompt`]) and
+/// the adapter, which no engine serves yet.
+pub fn check_request(request: &GenerateRequest, vocab_size: u32, ctx_size: u32) -> Result<()> {
+    check_prompt(&request.prompt, vocab_size, ctx_size)?;
+    if let Some(adapter) = &request.adapter {
+        return Err(Error::request(
+            "model",
+            format!(
+                "this engine serves no LoRA adapter `{adapter}` (it serves the base model only)"
             ),
         ));
     }
@@ -64,6 +79,14 @@ mod tests {
         assert!(message(check_prompt(&[1, 10], 10, 8)).contains("token id 10"));
         assert!(message(check_prompt(&[1; 8], 10, 8)).contains("context holds 8"));
         assert!(check_prompt(&[1; 7], 10, 8).is_ok());
+        let on_adapter = GenerateRequest::new("a", vec![1], 4).with_adapter(Some("sql".into()));
+        let err = check_request(&on_adapter, 10, 8).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidRequest { param: Some(p), .. } if p == "model")
+                && err.to_string().contains("`sql`"),
+            "{err}"
+        );
+        assert!(check_request(&GenerateRequest::new("b", vec![1], 4), 10, 8).is_ok());
         assert!(
             message(check_embed_inputs(&[vec![1], vec![]], 10, 8)).contains("input[1] is empty")
         );

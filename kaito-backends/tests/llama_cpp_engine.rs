@@ -56,14 +56,7 @@ fn chat_prompt(b: &dyn Backend, user: &str) -> Vec<u32> {
 }
 
 fn request(prompt: Vec<u32>, max_tokens: u32, sampling: SamplingParams) -> GenerateRequest {
-    GenerateRequest {
-        id: "t".into(),
-        prompt,
-        max_tokens,
-        sampling,
-        constraint: None,
-        logprobs: None,
-    }
+    GenerateRequest::new("t", prompt, max_tokens).with_sampling(sampling)
 }
 
 /// Runs a stream to its end: (text, tokens, finish reason).

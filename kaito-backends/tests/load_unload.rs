@@ -27,20 +27,14 @@ fn rss_kib() -> u64 {
 }
 
 fn request(backend: &dyn Backend, max_tokens: u32) -> GenerateRequest {
-    GenerateRequest {
-        id: "cycle".into(),
-        prompt: backend
-            .tokenize("Write a long story about a lighthouse.", true, false)
-            .expect("tokenize"),
-        max_tokens,
-        // Every token counts: the model's end-of-text does not end it early.
-        sampling: SamplingParams {
-            ignore_eos: true,
-            ..SamplingParams::greedy()
-        },
-        constraint: None,
-        logprobs: None,
-    }
+    let prompt = backend
+        .tokenize("Write a long story about a lighthouse.", true, false)
+        .expect("tokenize");
+    // Every token counts: the model's end-of-text does not end it early.
+    GenerateRequest::new("cycle", prompt, max_tokens).with_sampling(SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy()
+    })
 }
 
 /// Drains a generation; returns its tokens and the error it ended with, if any.

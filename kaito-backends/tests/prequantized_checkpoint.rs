@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use futures::StreamExt;
 use kaito_backends::quant::{quantize_checkpoint, QuantScheme};
-use kaito_core::{Backend, EngineConfig, GenerateRequest, GenerationEvent, SamplingParams};
+use kaito_core::{Backend, EngineConfig, GenerateRequest, GenerationEvent};
 
 fn checkpoint() -> PathBuf {
     test_models::hf_dir()
@@ -19,14 +19,7 @@ async fn answer(backend: &dyn Backend, question: &str) -> String {
     let prompt = format!("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n");
     let tokens = backend.tokenize(&prompt, false, true).unwrap();
     let mut stream = backend
-        .generate(GenerateRequest {
-            id: "q".into(),
-            prompt: tokens,
-            max_tokens: 24,
-            sampling: SamplingParams::greedy(),
-            constraint: None,
-            logprobs: None,
-        })
+        .generate(GenerateRequest::new("q", tokens, 24))
         .unwrap();
     let mut bytes = Vec::new();
     while let Some(event) = stream.next().await {

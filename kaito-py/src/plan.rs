@@ -21,9 +21,10 @@ pub fn resolve(mut options: LoadOptions) -> Result<LoadPlan> {
 pub async fn load(plan: LoadPlan) -> Result<Arc<ModelHandle>> {
     tracing::info!(model = %plan.served_name, "resolving model weights");
     let fetching = plan.clone();
-    let path = tokio::task::spawn_blocking(move || fetching.fetch(false))
+    let weights = tokio::task::spawn_blocking(move || fetching.fetch(false))
         .await
         .map_err(|e| Error::Engine(format!("model fetch task failed: {e}")))??;
+    let path = weights.primary.clone();
     let served = plan.served_name.clone();
     let engine = plan.engine.clone();
     tracing::info!(path = %path.display(), "loading model");
@@ -31,11 +32,14 @@ pub async fn load(plan: LoadPlan) -> Result<Arc<ModelHandle>> {
         tokio::task::spawn_blocking(move || kaito_backends::load(&path, &served, &engine))
             .await
             .map_err(|e| Error::Engine(format!("model load task failed: {e}")))??;
-    let model = Arc::new(ModelHandle::new(
-        plan.served_name.clone(),
-        backend,
-        AdmissionLimits::from(&plan.engine),
-    )?);
+    let model = Arc::new(
+        ModelHandle::new(
+            plan.served_name.clone(),
+            backend,
+            AdmissionLimits::from(&plan.engine),
+        )?
+        .holding(weights.hold),
+    );
     kaito_core::infer::warm_up_model(&model).await?;
     Ok(model)
 }

@@ -180,7 +180,7 @@ impl Backend for LlamaCppBackend {
     }
 
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
-        crate::input::check_prompt(&request.prompt, self.model.n_vocab() as u32, self.ctx_size)?;
+        crate::input::check_request(&request, self.model.n_vocab() as u32, self.ctx_size)?;
         let (sender, stream) = GenerationStream::channel();
         self.engine.send(Command::Generate {
             request: Box::new(request),

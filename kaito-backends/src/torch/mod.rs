@@ -327,7 +327,7 @@ impl Backend for TorchBackend {
     }
 
     fn generate(&self, request: GenerateRequest) -> kaito_core::Result<GenerationStream> {
-        crate::input::check_prompt(&request.prompt, self.vocab_size, self.ctx_size)?;
+        crate::input::check_request(&request, self.vocab_size, self.ctx_size)?;
         if request.constraint.is_some() {
             return Err(kaito_core::Error::request(
                 "response_format",

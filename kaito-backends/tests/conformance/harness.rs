@@ -168,14 +168,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// A generation request.
 pub fn request(prompt: Vec<u32>, max_tokens: u32, sampling: SamplingParams) -> GenerateRequest {
-    GenerateRequest {
-        id: "conformance".into(),
-        prompt,
-        max_tokens,
-        sampling,
-        constraint: None,
-        logprobs: None,
-    }
+    GenerateRequest::new("conformance", prompt, max_tokens).with_sampling(sampling)
 }
 
 /// Greedy decoding that runs to `max_tokens` whatever the model says.

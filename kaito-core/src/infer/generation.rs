@@ -243,14 +243,16 @@ pub fn start(
         if let Some(seed) = sampling.seed.as_mut() {
             *seed = seed.wrapping_add(u64::from(index));
         }
-        let generation = backend.generate(GenerateRequest {
-            id: format!("{}-{index}", job.id),
-            prompt: job.prompt.clone(),
-            max_tokens: job.max_tokens,
-            sampling,
-            constraint: job.constraint.clone(),
-            logprobs: job.logprobs,
-        })?;
+        let generation = backend.generate(
+            GenerateRequest::new(
+                format!("{}-{index}", job.id),
+                job.prompt.clone(),
+                job.max_tokens,
+            )
+            .with_sampling(sampling)
+            .with_constraint(job.constraint.clone())
+            .with_logprobs(job.logprobs),
+        )?;
         let runner = ChoiceRunner {
             index,
             matcher: StopMatcher::new(job.stops.clone()),

@@ -17,7 +17,7 @@ pub use registry::{
 };
 pub use state::{unix_now, AppState, ServerConfig};
 
-use crate::backend::{GenerateRequest, GenerationEvent, SamplingParams};
+use crate::backend::{GenerateRequest, GenerationEvent};
 use crate::error::{Error, Result};
 
 /// Generates one real token with every ready model, then marks the server ready.
@@ -33,14 +33,7 @@ pub async fn warm_up(state: &AppState) -> Result<()> {
 pub async fn warm_up_model(model: &ModelHandle) -> Result<()> {
     let backend = model.backend();
     let prompt = backend.tokenize("Hello", true, false)?;
-    let mut stream = backend.generate(GenerateRequest {
-        id: "warm-up".into(),
-        prompt,
-        max_tokens: 1,
-        sampling: SamplingParams::greedy(),
-        constraint: None,
-        logprobs: None,
-    })?;
+    let mut stream = backend.generate(GenerateRequest::new("warm-up", prompt, 1))?;
     let deadline = tokio::time::timeout(Duration::from_secs(300), async {
         while let Some(event) = stream.next().await {
             match event? {

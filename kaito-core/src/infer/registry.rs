@@ -20,6 +20,7 @@ use crate::backend::Backend;
 use crate::chat_template::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::model::store::Hold;
 use crate::model::ModelInfo;
 
 /// How many requests a model takes at once: `parallel` decoding, `max_queue` more waiting; beyond
@@ -42,12 +43,15 @@ impl From<&crate::engine::EngineConfig> for AdmissionLimits {
     }
 }
 
-/// What a [`ModelLoader`] gives back: the engine and its admission limits.
+/// What a [`ModelLoader`] gives back: the engine, its admission limits and the hold on its
+/// weights in the model store.
 pub struct LoadedModel {
     /// The engine, loaded.
     pub backend: Arc<dyn Backend>,
     /// Its admission limits.
     pub limits: AdmissionLimits,
+    /// Keeps the weights from eviction while the model is served; `None` outside the store.
+    pub weights: Option<Hold>,
 }
 
 /// Loads a model by served name (the CLI and the Python bindings load through `kaito-backends`).
@@ -64,6 +68,8 @@ pub struct ModelHandle {
     template: ChatTemplate,
     limits: AdmissionLimits,
     metrics: Arc<Metrics>,
+    /// The weights' hold in the model store, released with the handle.
+    weights: Option<Hold>,
     /// Admission slots taken (a request with `n` choices takes `n`).
     in_flight: Arc<AtomicUsize>,
     /// Leases alive.
@@ -98,11 +104,18 @@ impl ModelHandle {
             backend,
             template,
             limits,
+            weights: None,
             in_flight: Arc::new(AtomicUsize::new(0)),
             leases: AtomicUsize::new(0),
             last_used_ms: AtomicU64::new(0),
             released: Notify::new(),
         })
+    }
+
+    /// Keeps `weights` (the model store's hold on this model's files) until the handle is dropped.
+    pub fn holding(mut self, weights: Option<Hold>) -> Self {
+        self.weights = weights;
+        self
     }
 
     /// The served name.
@@ -322,7 +335,7 @@ impl ModelRegistry {
         let loaded = loader
             .load(name)
             .await
-            .and_then(|m| ModelHandle::new(name, m.backend, m.limits));
+            .and_then(|m| Ok(ModelHandle::new(name, m.backend, m.limits)?.holding(m.weights)));
         match loaded {
             Ok(handle) => Ok(self.insert(handle)),
             Err(e) => {
@@ -538,6 +551,7 @@ mod tests {
     impl ModelLoader for ScriptLoader {
         async fn load(&self, _name: &str) -> Result<LoadedModel> {
             Ok(LoadedModel {
+                weights: None,
                 backend: Arc::new(ScriptedBackend::new("m", "hi", std::time::Duration::ZERO)),
                 limits: AdmissionLimits {
                     parallel: 1,

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod fetch;
 pub mod gguf;
 pub mod plan;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +38,8 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// Parses `PATH`, `hf:ORG/REPO/FILE[@REV]` or a preset name.
-    ///
-    /// A string that is neither an existing file, an `hf:` reference nor a preset is [`Error::ModelNotFound`].
+    /// Parses `hf:ORG/REPO/FILE[@REV]`, a preset name or else a local path. Pure: nothing is
+    /// read; [`ModelSource::check_local`] tells whether a path is a model.
     pub fn parse(spec: &str) -> Result<Self> {
         let spec = spec.trim();
         if let Some(rest) = spec.strip_prefix("hf:") {
@@ -63,27 +63,39 @@ impl ModelSource {
         if let Some(preset) = catalogue::find_preset(spec) {
             return Ok(ModelSource::Preset(preset));
         }
-        let path = PathBuf::from(spec);
+        if spec.is_empty() {
+            return Err(Error::spec("model", "the model is empty"));
+        }
+        Ok(ModelSource::Path(PathBuf::from(spec)))
+    }
+
+    /// For a local path, whether it is a model: a GGUF file or a checkpoint directory with
+    /// `config.json`. A path that does not exist is [`Error::ModelNotFound`] (naming the presets,
+    /// in case a preset name was misspelt). Other sources are checked when fetched.
+    pub fn check_local(&self) -> Result<()> {
+        let ModelSource::Path(path) = self else {
+            return Ok(());
+        };
         if path.is_file() {
-            return Ok(ModelSource::Path(path));
+            return Ok(());
         }
         if path.is_dir() {
             if path.join("config.json").is_file() {
-                return Ok(ModelSource::Path(path));
+                return Ok(());
             }
             return Err(Error::ModelLoad {
-                path,
+                path: path.clone(),
                 message: "is a directory without config.json (neither a GGUF file nor a Hugging Face checkpoint)".to_owned(),
             });
         }
         if path.exists() {
             return Err(Error::ModelLoad {
-                path,
+                path: path.clone(),
                 message: "is not a file".to_owned(),
             });
         }
         Err(Error::ModelNotFound {
-            name: spec.to_owned(),
+            name: path.display().to_string(),
             presets: catalogue::preset_names()
                 .into_iter()
                 .map(str::to_owned)
@@ -250,6 +262,26 @@ pub fn default_cache_dir() -> PathBuf {
     home.join(".cache").join("kaito")
 }
 
+/// sha256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,7 +310,8 @@ mod tests {
             ModelSource::parse("SmolLM2-135M-Instruct"),
             Ok(ModelSource::Preset(_))
         ));
-        let err = ModelSource::parse("no-such-model-anywhere").unwrap_err();
+        let unknown = ModelSource::parse("no-such-model-anywhere").unwrap();
+        let err = unknown.check_local().unwrap_err();
         assert!(err.to_string().contains("smollm2-135m-instruct"), "{err}");
     }
 }

@@ -145,6 +145,7 @@ impl LoadPlan {
             sha256 = None;
         }
         let source = source.unwrap_or_else(|| ModelSource::Preset(catalogue::default_preset()));
+        source.check_local()?;
         if let Some(b) = &options.backend {
             engine.backend = b.parse::<BackendKind>()?;
         }
@@ -208,18 +209,19 @@ impl LoadPlan {
         })
     }
 
-    /// Brings the weights into the cache if they are not there (checking the Workspace's sha256)
-    /// and returns their path. Blocking: call it from a blocking thread.
+    /// Brings the weights into the model store if they are not there (checking the Workspace's
+    /// sha256) and returns them, held against eviction while the result (or its
+    /// [`hold`](super::store::StoredModel::hold)) lives. Blocking: call it from a blocking thread.
     #[cfg(feature = "fetch")]
     #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
-    pub fn fetch(&self, progress: bool) -> Result<PathBuf> {
+    pub fn fetch(&self, progress: bool) -> Result<super::store::StoredModel> {
         let options = super::fetch::FetchOptions {
             cache_dir: self.cache_dir.clone(),
             progress,
             expected_sha256: self.sha256.clone(),
             ..super::fetch::FetchOptions::default()
         };
-        super::fetch::resolve(&self.source, &options)
+        super::fetch::fetch(&self.source, &options)
     }
 }
 

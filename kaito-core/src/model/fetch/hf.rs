@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cache::{self, sibling};
 use super::http::{self, Download, Failure, Get};
-use super::lock::Lock;
 use super::{url, FetchOptions};
 use crate::error::{Error, Result};
+use crate::model::store::{ModelFormat, ModelStore, Progress, Source, StoredModel};
 
-/// Where `repo`/`file`@`revision` lives in the cache (after validating the names).
-pub(crate) fn cache_path(
+/// Where the cache before the store kept `repo`/`file`@`revision` (after validating the names).
+pub(crate) fn legacy_path(
     cache_dir: &Path,
     repo: &str,
     file: &str,
@@ -44,52 +43,86 @@ pub(crate) fn cache_path(
         .join(file))
 }
 
-/// Fetches the file (see [`super::fetch_hf`]).
-pub(crate) fn fetch(
-    repo: &str,
-    file: &str,
-    revision: &str,
-    options: &FetchOptions,
-) -> Result<PathBuf> {
-    let dest = cache_path(&options.cache_dir, repo, file, revision)?;
-    let expected = options.expected_sha256.as_deref();
-    if cache::is_cached(&dest, expected)? {
-        tracing::debug!(path = %dest.display(), "using cached file");
-        return Ok(dest);
+/// A file in a Hugging Face repository, as a [`Source`]: stored under the key
+/// `hf/ORG/REPO/REVISION/FILE`.
+///
+/// Downloads `{endpoint}/{repo}/resolve/{revision}/{file}` (following redirects to the CDN) with
+/// the token as bearer, sent to the endpoint only. The file is checked against the expected
+/// sha256 if given, else against the sha256 Hugging Face publishes for LFS files
+/// (`X-Linked-Etag`). HTTP 401/403 and 404 become [`Error::Download`] messages naming the file
+/// and `HF_TOKEN`.
+#[derive(Debug, Clone)]
+pub struct HuggingFaceFile {
+    repo: String,
+    file: String,
+    revision: String,
+    sha256: Option<String>,
+    endpoint: String,
+    token: Option<String>,
+}
+
+impl HuggingFaceFile {
+    /// `repo`/`file`@`revision` with the endpoint, token and expected sha256 of `options`.
+    pub fn new(repo: &str, file: &str, revision: &str, options: &FetchOptions) -> Self {
+        Self {
+            repo: repo.to_owned(),
+            file: file.to_owned(),
+            revision: revision.to_owned(),
+            sha256: options.expected_sha256.clone(),
+            endpoint: options.hf_endpoint(),
+            token: options.hf_token(),
+        }
     }
-    cache::create_parent(&dest)?;
-    let what = format!("{repo}/{file}@{revision}");
-    let _lock = Lock::acquire(&sibling(&dest, ".lock"), &what)?;
-    if cache::is_cached(&dest, expected)? {
-        return Ok(dest);
+}
+
+impl Source for HuggingFaceFile {
+    fn key(&self) -> String {
+        format!("hf/{}/{}/{}", self.repo, self.revision, self.file)
     }
 
-    let endpoint = options.hf_endpoint();
-    let url = format!(
-        "{}/{}/resolve/{}/{}",
-        endpoint.trim_end_matches('/'),
-        url::encode(repo, true),
-        url::encode(revision, false),
-        url::encode(file, true)
-    );
-    let token = options.hf_token();
-    tracing::info!(%url, dest = %dest.display(), "downloading {what}");
-    let download = Download {
-        get: Get {
-            url: &url,
-            bearer: token.as_deref(),
-            ..Get::default()
-        },
-        expected_sha256: expected,
-        progress: options.progress,
-        label: url::file_name(file),
-    };
-    let part = sibling(&dest, ".part");
-    let sha256 = http::download(&http::agent(), &download, &part)
-        .map_err(|e| explain(e, repo, file, revision, token.is_some()))?;
-    cache::install(&part, &dest, &sha256)?;
-    tracing::info!(path = %dest.display(), sha256, "downloaded {what}");
-    Ok(dest)
+    fn resolve(&self, store: &ModelStore, progress: &dyn Progress) -> Result<StoredModel> {
+        let (repo, file, revision) = (&*self.repo, &*self.file, &*self.revision);
+        let old = legacy_path(store.root(), repo, file, revision)?;
+        let key = self.key();
+        let expected = self.sha256.as_deref();
+        if let Some(found) = store.lookup(&key, expected)? {
+            tracing::debug!(path = %found.primary.display(), "using the stored file");
+            return Ok(found);
+        }
+        let what = format!("{repo}/{file}@{revision}");
+        let ingest = store.ingest(&key, &what)?;
+        if let Some(found) = ingest.lookup(expected)? {
+            return Ok(found);
+        }
+        let ingest = match ingest.adopt(&old, file, expected, ModelFormat::Gguf)? {
+            Ok(found) => return Ok(found),
+            Err(ingest) => ingest,
+        };
+
+        let url = format!(
+            "{}/{}/resolve/{}/{}",
+            self.endpoint.trim_end_matches('/'),
+            url::encode(repo, true),
+            url::encode(revision, false),
+            url::encode(file, true)
+        );
+        tracing::info!(%url, "downloading {what}");
+        let download = Download {
+            get: Get {
+                url: &url,
+                bearer: self.token.as_deref(),
+                ..Get::default()
+            },
+            expected_sha256: expected,
+            progress,
+            label: url::file_name(file),
+        };
+        let sha256 = http::download(&http::agent(), &download, &ingest.part())
+            .map_err(|e| explain(e, repo, file, revision, self.token.is_some()))?;
+        let stored = ingest.commit(file, &sha256, ModelFormat::Gguf)?;
+        tracing::info!(path = %stored.primary.display(), sha256, "downloaded {what}");
+        Ok(stored)
+    }
 }
 
 /// Words HTTP statuses in Hugging Face terms.
@@ -130,12 +163,12 @@ mod tests {
     #[test]
     fn cache_paths() {
         let root = Path::new("/c");
-        let p = cache_path(root, "org/repo", "sub/m.gguf", "refs/pr/1").unwrap();
+        let p = legacy_path(root, "org/repo", "sub/m.gguf", "refs/pr/1").unwrap();
         assert_eq!(p, Path::new("/c/hf/org/repo/refs%2Fpr%2F1/sub/m.gguf"));
-        assert!(cache_path(root, "org/repo", "../x", "main").is_err());
-        assert!(cache_path(root, "org", "x", "main").is_err());
-        assert!(cache_path(root, "org/repo", "/x", "main").is_err());
-        assert!(cache_path(root, "org/repo", "x", "..").is_err());
+        assert!(legacy_path(root, "org/repo", "../x", "main").is_err());
+        assert!(legacy_path(root, "org", "x", "main").is_err());
+        assert!(legacy_path(root, "org/repo", "/x", "main").is_err());
+        assert!(legacy_path(root, "org/repo", "x", "..").is_err());
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! HTTP with `ureq`: one agent setup, redirects followed by hand (to read headers on the way and
-//! to keep credentials on their origin), and resumable, checksummed downloads with a progress bar.
+//! to keep credentials on their origin), and resumable, checksummed downloads reporting their progress.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use ureq::http::{HeaderMap, Response};
 use ureq::tls::{RootCerts, TlsConfig};
@@ -14,6 +13,7 @@ use ureq::Body;
 
 use super::url;
 use crate::error::{Error, Result};
+use crate::model::store::Progress;
 
 const MAX_REDIRECTS: usize = 10;
 /// Tries of one download, resuming after each transient failure.
@@ -171,9 +171,9 @@ pub(crate) struct Download<'a> {
     pub get: Get<'a>,
     /// Checksum the result must have; when `None`, a sha256 the server publishes is checked instead.
     pub expected_sha256: Option<&'a str>,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
-    /// Name shown next to the progress bar.
+    /// Told how far the download got.
+    pub progress: &'a dyn Progress,
+    /// Name the progress is reported under.
     pub label: &'a str,
 }
 
@@ -187,10 +187,9 @@ pub(crate) fn download(
     download: &Download<'_>,
     part: &Path,
 ) -> Result<String, Failure> {
-    let bar = progress_bar(download);
     let mut attempt = 1;
     let result = loop {
-        match try_download(agent, download, part, &bar) {
+        match try_download(agent, download, part) {
             Ok(sha) => break Ok(sha),
             Err(Failure::Transient { url, message }) if attempt < MAX_ATTEMPTS => {
                 tracing::warn!(%url, attempt, "download interrupted ({message}); resuming");
@@ -212,10 +211,7 @@ pub(crate) fn download(
         }
         attempt += 1;
     };
-    match &result {
-        Ok(_) => bar.finish(),
-        Err(_) => bar.abandon(),
-    }
+    download.progress.finished(download.label, result.is_ok());
     result
 }
 
@@ -223,7 +219,6 @@ fn try_download(
     agent: &ureq::Agent,
     download: &Download<'_>,
     part: &Path,
-    bar: &ProgressBar,
 ) -> Result<String, Failure> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let get = Get {
@@ -267,11 +262,8 @@ fn try_download(
     if start > 0 {
         hash_prefix(&mut file, start, &mut hasher).map_err(|e| io_failure(part, "read", e))?;
     }
-    if let Some(total) = total {
-        bar.set_length(total);
-    }
-    bar.set_position(start);
-    bar.reset_eta();
+    let progress = download.progress;
+    progress.transferred(download.label, start, total);
 
     let mut body = fetched.response.into_body().into_reader();
     let mut buf = vec![0u8; CHUNK];
@@ -293,7 +285,7 @@ fn try_download(
             .map_err(|e| io_failure(part, "write", e))?;
         hasher.update(&buf[..n]);
         received += n as u64;
-        bar.set_position(received);
+        progress.transferred(download.label, received, total);
     }
     file.sync_all().map_err(|e| io_failure(part, "write", e))?;
     if let Some(total) = total.filter(|&t| t != received) {
@@ -383,21 +375,6 @@ fn remove(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-fn progress_bar(download: &Download<'_>) -> ProgressBar {
-    if !download.progress {
-        return ProgressBar::hidden();
-    }
-    let template =
-        "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
-    let style = ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    // Length 0 until the server tells the size.
-    let bar = ProgressBar::new(0).with_style(style);
-    bar.set_message(download.label.to_owned());
-    bar
 }
 
 fn io_failure(path: &Path, what: &str, e: io::Error) -> Failure {

