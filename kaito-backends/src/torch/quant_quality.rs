@@ -11,13 +11,12 @@ use std::path::Path;
 use kaito_core::EngineConfig;
 use tch::{Kind, Tensor};
 
-use super::stored::tensor_bytes;
-use super::{QuantLinear, QuantScheme};
+use super::checkpoint::TensorMap;
+use super::linear::Linear;
+use super::model::dense_linear;
+use super::{device_of, kind_of, LoadedCheckpoint};
 use crate::error::{Error, Result};
-use crate::torch::checkpoint::TensorMap;
-use crate::torch::linear::Linear;
-use crate::torch::model::dense_linear;
-use crate::torch::{device_of, kind_of, LoadedCheckpoint};
+use crate::quant::{tensor_bytes, QuantLinear, QuantScheme};
 
 /// The float and quantized models compared on one text.
 #[derive(Debug, Clone, PartialEq)]
