@@ -16,7 +16,7 @@ use futures::StreamExt;
 use kaito_k8s::controller::{error_policy, workspace, Context, Metrics};
 use kaito_k8s::estimate::{estimate, EstimateInputs};
 use kaito_k8s::render::{render_workspace, ClusterFacts, RenderOptions};
-use kaito_k8s::Workspace;
+use kaito_k8s::{validate, Workspace};
 use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
@@ -54,7 +54,13 @@ async fn main() -> anyhow::Result<()> {
         vllm_image: "registry.example.com/vllm:v0.11.0".into(),
         ..Default::default()
     };
-    let rendered = render_workspace(&ws, &ClusterFacts::default(), &opts)?;
+    // Validated (and sized) once; rendering takes the result.
+    let facts = ClusterFacts::default();
+    let valid = validate::check(&ws, &facts).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(lines.join("; "))
+    })?;
+    let rendered = render_workspace(&valid, &opts)?;
     let sts = &rendered.stateful_set;
     println!(
         "StatefulSet {} with {} replica(s), {} NodeClaim(s)",

@@ -29,7 +29,9 @@
 //!   preset: {name: llama-3.3-70b-instruct, presetOptions: {modelAccessSecret: hf-token}}
 //! "#).unwrap();
 //! let ws = Workspace::from_core(core).unwrap();
-//! let out = render_workspace(&ws, &ClusterFacts::default(), &RenderOptions::default()).unwrap();
+//! let facts = ClusterFacts::default();
+//! let valid = kaito_k8s::validate::check(&ws, &facts).unwrap();
+//! let out = render_workspace(&valid, &RenderOptions::default()).unwrap();
 //! // 141 GB of weights fit one node of 4 × A100 80GB: one pod, one NodeClaim, tensor-parallel 4.
 //! assert_eq!(out.stateful_set.spec.as_ref().unwrap().replicas, Some(1));
 //! assert_eq!(out.node_claims.len(), 1);

@@ -2,13 +2,14 @@
 //! reconciled. Each problem is an [`Error::Invalid`] naming the field path; all problems are
 //! reported, not only the first.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::catalogue;
 use crate::crd::{keys, InferenceSet, Workspace};
 use crate::error::Error;
-use crate::estimate::{self, EstimateInputs};
-use crate::facts::ClusterFacts;
+use crate::estimate::{self, Estimate, EstimateInputs};
+use crate::facts::{vllm_config, ClusterFacts};
 
 /// Longest Workspace name: the StatefulSet's pods and revision labels must stay within 63 characters.
 pub const MAX_NAME_LEN: usize = 52;
@@ -99,8 +100,67 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-/// All problems of a Workspace, with what the cluster (or file) says about referenced objects.
+/// A Workspace that passed [`check`], with what checking it computed: the vLLM settings its
+/// config names and the estimate. [`render_workspace`](crate::render::render_workspace) takes
+/// one, so a Workspace is validated and sized once per render.
+#[derive(Debug, Clone)]
+pub struct ValidWorkspace<'a> {
+    workspace: &'a Workspace,
+    facts: &'a ClusterFacts,
+    vllm_config: BTreeMap<String, serde_yaml::Value>,
+    estimate: Option<Estimate>,
+}
+
+impl<'a> ValidWorkspace<'a> {
+    /// The Workspace.
+    pub fn workspace(&self) -> &'a Workspace {
+        self.workspace
+    }
+
+    /// What the cluster said about the objects it references.
+    pub fn facts(&self) -> &'a ClusterFacts {
+        self.facts
+    }
+
+    /// The `vllm:` section of its inference config.
+    pub fn vllm_config(&self) -> &BTreeMap<String, serde_yaml::Value> {
+        &self.vllm_config
+    }
+
+    /// Its sizing; `None` for a pod template.
+    pub fn estimate(&self) -> Option<&Estimate> {
+        self.estimate.as_ref()
+    }
+}
+
+/// Validates a Workspace against what the cluster (or file) says about the objects it references,
+/// and sizes it: every problem, or the Workspace ready to render.
+/// `Err` always holds at least one problem.
+pub fn check<'a>(
+    ws: &'a Workspace,
+    facts: &'a ClusterFacts,
+) -> Result<ValidWorkspace<'a>, Vec<Error>> {
+    let (problems, sized) = problems_and_size(ws, facts);
+    match sized {
+        Some((vllm_config, estimate)) if problems.is_empty() => Ok(ValidWorkspace {
+            workspace: ws,
+            facts,
+            vllm_config,
+            estimate,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// All problems of a Workspace ([`check`] without the result).
 pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
+    problems_and_size(ws, facts).0
+}
+
+/// The vLLM settings and estimate, when the Workspace got as far as being sized.
+type Sized = (BTreeMap<String, serde_yaml::Value>, Option<Estimate>);
+
+fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Option<Sized>) {
     let mut p = Vec::new();
     object_name("metadata.name", ws.name(), &mut p);
     if let Err(e) = ws.to_core().validate() {
@@ -130,7 +190,9 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
             ));
         }
     }
-    let Some(inf) = &ws.inference else { return p };
+    let Some(inf) = &ws.inference else {
+        return size(ws, facts, p);
+    };
     for (i, a) in inf.adapters.iter().enumerate() {
         for (j, url) in a.source.iter().flat_map(|s| s.urls.iter()).enumerate() {
             if let Some(why) = forbidden_url(url) {
@@ -145,13 +207,13 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
     if p.iter()
         .any(|e| matches!(e, Error::Invalid { path, .. } if path == "inference"))
     {
-        return p;
+        return (p, None);
     }
     let model = match estimate::model_of(ws) {
         Ok(m) => m,
         Err(e) => {
             p.push(e);
-            return p;
+            return (p, None);
         }
     };
     if let Some((m, _)) = &model {
@@ -178,21 +240,26 @@ pub fn workspace(ws: &Workspace, facts: &ClusterFacts) -> Vec<Error> {
             ));
         }
     }
-    let configured_context = crate::facts::vllm_context(facts);
-    match configured_context {
-        Ok(c) => {
-            if let Err(e) = estimate::estimate(
-                ws,
-                &EstimateInputs {
-                    configured_context: c,
-                },
-            ) {
-                p.push(e);
-            }
+    size(ws, facts, p)
+}
+
+/// Reads the vLLM settings and estimates: what rendering needs (problems are added to `p`).
+fn size(ws: &Workspace, facts: &ClusterFacts, mut p: Vec<Error>) -> (Vec<Error>, Option<Sized>) {
+    let vllm_config = match vllm_config(facts.inference_config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            p.push(e);
+            return (p, None);
         }
-        Err(e) => p.push(e),
+    };
+    let configured_context = vllm_config.get("max-model-len").and_then(|v| v.as_u64());
+    match estimate::estimate(ws, &EstimateInputs { configured_context }) {
+        Ok(estimate) => (p, Some((vllm_config, estimate))),
+        Err(e) => {
+            p.push(e);
+            (p, None)
+        }
     }
-    p
 }
 
 /// All problems of an InferenceSet (its own fields and those of the child it would create).

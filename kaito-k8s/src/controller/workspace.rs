@@ -211,19 +211,21 @@ async fn apply(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
         }
         Err(e) => return Err(e),
     };
-    let problems = validate::workspace(&ws, &facts);
-    if !problems.is_empty() {
-        let msg = problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        fail_all(&mut status, "InvalidSpec", &msg, generation, &now);
-        warn_on_change(&ws, &ctx, &old, &status, RESOURCE_READY).await;
-        write_status(&ws, &ctx, status).await?;
-        return Ok(Action::await_change());
-    }
-    let rendered = render_workspace(&ws, &facts, &ctx.render)?;
+    let valid = match validate::check(&ws, &facts) {
+        Ok(valid) => valid,
+        Err(problems) => {
+            let msg = problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            fail_all(&mut status, "InvalidSpec", &msg, generation, &now);
+            warn_on_change(&ws, &ctx, &old, &status, RESOURCE_READY).await;
+            write_status(&ws, &ctx, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let rendered = render_workspace(&valid, &ctx.render)?;
     let node_count = rendered
         .stateful_set
         .spec

@@ -291,7 +291,17 @@ pub fn render_text(text: &str, opts: &RenderOptions) -> Result<String, Vec<Strin
     let mut problems = Vec::new();
     let render_ws =
         |ws: &Workspace, index: usize, objects: &mut Vec<Value>, problems: &mut Vec<String>| {
-            match render_workspace(ws, &file.facts_for(ws), opts).and_then(|r| r.to_values()) {
+            let facts = file.facts_for(ws);
+            let rendered = match validate::check(ws, &facts) {
+                Ok(valid) => render_workspace(&valid, opts).and_then(|r| r.to_values()),
+                Err(found) => {
+                    for e in found {
+                        problems.push(line(index, "Workspace", ws.name(), e));
+                    }
+                    return;
+                }
+            };
+            match rendered {
                 Ok(v) => objects.extend(v),
                 Err(e) => problems.push(line(index, "Workspace", ws.name(), e)),
             }

@@ -13,13 +13,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::pod::{pod_template, PodPlan};
-use super::{short_hash, ClusterFacts, RenderOptions, RUNTIME_PORT};
+use super::{short_hash, RenderOptions, RUNTIME_PORT};
 use crate::catalogue::Runtime;
 use crate::crd::{keys, Workspace};
 use crate::error::{Error, Result};
-use crate::estimate::{self, Estimate, EstimateInputs, Placement};
-use crate::facts::vllm_config;
-use crate::validate;
+use crate::estimate::{self, Estimate, Placement};
+use crate::validate::ValidWorkspace;
 
 /// Every object the controller applies for one Workspace.
 #[derive(Debug, Clone)]
@@ -141,21 +140,16 @@ fn metadata(ws: &Workspace, name: &str) -> Value {
 /// The default `inference_config.yaml` KAITO gives vLLM when the Workspace names none.
 pub const DEFAULT_INFERENCE_CONFIG: &str = "# Created by kaito-rs. Name your own ConfigMap in inference.config to change it.\nvllm:\n  cpu-offload-gb: 0\n  gpu-memory-utilization: 0.84\n  swap-space: 4\n";
 
-/// Renders a Workspace. The Workspace should have passed [`validate::workspace`]; a problem
-/// found here is returned as the first error.
+/// Renders a Workspace that passed [`crate::validate::check`] (which validated and sized it once).
 pub fn render_workspace(
-    ws: &Workspace,
-    facts: &ClusterFacts,
+    valid: &ValidWorkspace<'_>,
     opts: &RenderOptions,
 ) -> Result<RenderedWorkspace> {
-    if let Some(first) = validate::workspace(ws, facts).into_iter().next() {
-        return Err(first);
-    }
+    let (ws, facts) = (valid.workspace(), valid.facts());
     let name = ws.name();
     let inference = ws.inference.clone().unwrap_or_default();
-    let vllm_conf = vllm_config(facts.inference_config.as_deref())?;
-    let configured_context = vllm_conf.get("max-model-len").and_then(|v| v.as_u64());
-    let est = estimate::estimate(ws, &EstimateInputs { configured_context })?;
+    let vllm_conf = valid.vllm_config();
+    let est = valid.estimate().cloned();
     let runtime = est.as_ref().map(|e| e.runtime);
 
     // The runtime ConfigMap: our Workspace file, or vLLM's default config.
@@ -191,7 +185,7 @@ pub fn render_workspace(
         matches!(&est, Some(Estimate { placement: Placement::Gpu(g), .. }) if g.node_count > 1);
     let plan = PodPlan {
         estimate: est.as_ref(),
-        vllm_config: &vllm_conf,
+        vllm_config: vllm_conf,
         config_map_name: match (runtime, &inference.config) {
             (Some(Runtime::Vllm), Some(user)) => user.clone(),
             _ => format!("{name}-inference"),

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use hold::Hold;
+#[cfg(feature = "fetch")]
 pub(crate) use key::sibling;
 pub(crate) use lock::Lock;
 
