@@ -59,7 +59,7 @@ fn request_parsing(c: &mut Criterion) {
 }
 
 fn metrics(c: &mut Criterion) {
-    let m = Metrics::new("smollm2");
+    let m = std::sync::Arc::new(Metrics::new("smollm2"));
     for i in 0..1000 {
         m.observe_ttft(std::time::Duration::from_millis(i));
     }

@@ -378,7 +378,7 @@ async fn each_request_reaches_the_model_it_names() {
     // One family per metric, a series per model: each request counted under its own model.
     let text = metrics_text(router).await;
     assert_eq!(
-        text.matches("# TYPE vllm:generation_tokens_total counter")
+        text.matches("# TYPE vllm:generation_tokens counter")
             .count(),
         1,
         "{text}"

@@ -384,31 +384,33 @@ impl ModelRegistry {
             .collect()
     }
 
-    /// Where error answers count: under the first model announced (`None` before any).
+    /// Where error answers count: under the first model announced, or, once that is unloaded,
+    /// the first by name still served (`None` while none is).
     pub fn error_metrics(&self) -> Option<Arc<Metrics>> {
         let entries = self.read();
         let default = self.default_model.read().expect("model registry lock");
         default
             .as_deref()
             .and_then(|name| entries.get(name))
+            .or_else(|| entries.values().next())
             .map(|e| e.metrics.clone())
     }
 
-    /// Prometheus text of every announced model: its metrics, with its engine's live figures once
-    /// loaded.
-    pub fn render_metrics(&self) -> String {
+    /// Prometheus exposition of every announced model: its metrics, with its engine's live
+    /// figures once loaded.
+    pub fn render_metrics(&self, format: crate::metrics::Exposition) -> String {
         let entries = self.read();
-        let models: Vec<(&Metrics, crate::backend::EngineStats)> = entries
+        let models: Vec<(Arc<Metrics>, crate::backend::EngineStats)> = entries
             .values()
             .map(|e| {
                 let stats = match &e.slot {
                     ModelSlot::Ready(handle) => handle.backend.stats(),
                     _ => Default::default(),
                 };
-                (&*e.metrics, stats)
+                (e.metrics.clone(), stats)
             })
             .collect();
-        crate::metrics::render_all(&models)
+        crate::metrics::render_all(&models, format)
     }
 
     /// Takes `name` out of the registry (new requests for it get 404 at once), waits until no

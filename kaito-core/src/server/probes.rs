@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -12,6 +12,7 @@ use crate::backend::Health;
 
 use crate::api::openai::ModelCard;
 use crate::infer::{AppState, ModelSlot};
+use crate::metrics::Exposition;
 
 /// Liveness: 200 while the process serves HTTP and every loaded model's engine thread is alive.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -48,17 +49,13 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Prometheus text.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.models.render_metrics();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+/// Prometheus exposition: OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// classic text format.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::for_accept(accept);
+    let body = state.models.render_metrics(format);
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// The served models (those still loading too, with `max_model_len` 0 until loaded).

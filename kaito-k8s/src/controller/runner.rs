@@ -165,9 +165,14 @@ async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Res
     let app = axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = metrics.clone();
-                async move { m.render() }
+                async move {
+                    use axum::http::header::{ACCEPT, CONTENT_TYPE};
+                    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+                    let format = kaito_core::metrics::Exposition::for_accept(accept);
+                    ([(CONTENT_TYPE, format.content_type())], m.render_as(format))
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
