@@ -101,7 +101,7 @@ pub fn forbidden_ip(ip: IpAddr) -> Option<&'static str> {
 }
 
 /// A Workspace that passed [`check`], with what checking it computed: the vLLM settings its
-/// config names and the estimate. [`render_workspace`](crate::render::render_workspace) takes
+/// config names and the estimate. `render::render_workspace` takes
 /// one, so a Workspace is validated and sized once per render.
 #[derive(Debug, Clone)]
 pub struct ValidWorkspace<'a> {
