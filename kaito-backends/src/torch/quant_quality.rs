@@ -40,7 +40,7 @@ pub struct QualityReport {
     /// Bytes the quantized projections would take as `f16`.
     pub projection_f16_bytes: u64,
     /// Bytes of the quantized projections as a checkpoint stores them (codes, scales, zero
-    /// points; see [`super::format`]).
+    /// points; see [`crate::quant::format`]).
     pub projection_stored_bytes: u64,
 }
 
