@@ -32,6 +32,8 @@ pub enum Command {
     Pull(PullArgs),
     /// List the model store, or make room in it.
     Cache(crate::cache::CacheArgs),
+    /// Models as OCI artifacts: package (and push) a GGUF file, pull one.
+    Model(ModelCommandArgs),
     /// Convert a GGUF model into a Hugging Face checkpoint directory (safetensors, config, tokenizer).
     Convert(crate::convert::ConvertArgs),
     /// Quantize a Hugging Face checkpoint directory (weight-only INT8/INT4) for the quant engine.
@@ -165,7 +167,8 @@ pub struct GenerateArgs {
 /// `kaito pull`.
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
-    /// A preset name or `hf:ORG/REPO/FILE.gguf`. Default: smollm2-135m-instruct.
+    /// A preset name, `hf:ORG/REPO/FILE.gguf` or `oci://HOST[:PORT]/REPO[:TAG]`. Default:
+    /// smollm2-135m-instruct.
     pub model: Option<String>,
     /// Model cache directory.
     #[arg(long, env = "KAITO_CACHE_DIR")]
@@ -214,4 +217,45 @@ impl ModelArgs {
             quantization: self.quantization.clone(),
         })
     }
+}
+
+/// `kaito model`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelCommandArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ModelAction,
+}
+
+/// `kaito model` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelAction {
+    /// Package a GGUF model as a CNCF ModelPack artifact: an OCI image layout (--out) or a push
+    /// to a registry (--push oci://HOST[:PORT]/REPO:TAG). The same file gives the same digest.
+    Package(PackageArgs),
+    /// Pull a model (oci://…, hf:…, a preset) into the model store and print its path.
+    Pull(PullArgs),
+}
+
+/// `kaito model package`.
+#[derive(Debug, Clone, Args)]
+pub struct PackageArgs {
+    /// A GGUF file, or anything `kaito pull` resolves (a preset, hf:…, oci://…).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Write an OCI image layout here.
+    #[arg(long, conflicts_with = "push", required_unless_present = "push")]
+    pub out: Option<PathBuf>,
+    /// The tag in the layout's index.json (with --out).
+    #[arg(long, default_value = "latest", requires = "out")]
+    pub tag: String,
+    /// Push to this reference: oci://HOST[:PORT]/REPOSITORY[:TAG].
+    #[arg(long)]
+    pub push: Option<String>,
+    /// Speak plain HTTP to this registry host (besides localhost, 127.0.0.1 and ::1); repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
+    /// Model cache directory.
+    #[arg(long, env = "KAITO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }

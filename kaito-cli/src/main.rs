@@ -1,6 +1,7 @@
 //! The `kaito` command: serve a model over an OpenAI-compatible API, chat with it, or generate once.
 
 mod args;
+mod artifact;
 mod bench;
 mod cache;
 mod chat;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             Command::Generate(a) => chat::run_generate(a).await,
             Command::Pull(a) => runtime::pull(a.load_options()).await,
             Command::Cache(a) => cache::run(a),
+            Command::Model(a) => artifact::run(a).await,
             Command::Convert(a) => convert::run(a).await,
             Command::Quantize(a) => quantize::run(a).await,
             Command::Bench(a) => bench::run(a).await,

@@ -51,5 +51,8 @@ kaito_missing_apt_packages() {
   command -v c++ >/dev/null 2>&1 || echo g++
   command -v make >/dev/null 2>&1 || echo make
   kaito_has_python_venv || echo python3-venv
+  # The OCI tests run a real registry (CNCF Distribution) and read it with an independent client.
+  command -v docker-registry >/dev/null 2>&1 || echo docker-registry
+  command -v skopeo >/dev/null 2>&1 || echo skopeo
   return 0
 }

@@ -6,6 +6,7 @@ pub mod convert;
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub mod fetch;
 pub mod gguf;
+mod oci_reference;
 pub mod plan;
 pub mod store;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use catalogue::Preset;
 use gguf::{GgufHeader, GgufValue};
+pub use oci_reference::OciReference;
 
 /// Where a model's weights come from, as a user names them. More sources will come (OCI
 /// registries): match with a wildcard arm.
@@ -35,13 +37,19 @@ pub enum ModelSource {
     },
     /// A catalogue preset.
     Preset(&'static Preset),
+    /// `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]`: an artifact in an OCI registry
+    /// (fetched with feature `oci`).
+    Oci(OciReference),
 }
 
 impl ModelSource {
-    /// Parses `hf:ORG/REPO/FILE[@REV]`, a preset name or else a local path. Pure: nothing is
-    /// read; [`ModelSource::check_local`] tells whether a path is a model.
+    /// Parses `hf:ORG/REPO/FILE[@REV]`, `oci://…`, a preset name or else a local path. Pure:
+    /// nothing is read; [`ModelSource::check_local`] tells whether a path is a model.
     pub fn parse(spec: &str) -> Result<Self> {
         let spec = spec.trim();
+        if spec.starts_with("oci://") {
+            return OciReference::parse(spec).map(ModelSource::Oci);
+        }
         if let Some(rest) = spec.strip_prefix("hf:") {
             let (path, revision) = match rest.rsplit_once('@') {
                 Some((p, r)) if !r.is_empty() => (p, r.to_owned()),
@@ -117,6 +125,7 @@ impl ModelSource {
                 stem.unwrap_or_else(|| repo.clone())
             }
             ModelSource::Preset(p) => p.name.to_owned(),
+            ModelSource::Oci(r) => r.default_served_name(),
         }
     }
 }
@@ -302,6 +311,9 @@ mod tests {
             ModelSource::parse("hf:only/two"),
             Err(Error::InvalidSpec { .. })
         ));
+        let oci = ModelSource::parse("oci://127.0.0.1:5000/smollm2:q4").unwrap();
+        assert_eq!(oci.default_served_name(), "smollm2:q4");
+        assert!(ModelSource::parse("oci://127.0.0.1:5000/Bad").is_err());
     }
 
     #[test]

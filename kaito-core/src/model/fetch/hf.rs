@@ -107,10 +107,11 @@ impl Source for HuggingFaceFile {
             url::encode(file, true)
         );
         tracing::info!(%url, "downloading {what}");
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let download = Download {
             get: Get {
                 url: &url,
-                bearer: self.token.as_deref(),
+                authorization: authorization.as_deref(),
                 ..Get::default()
             },
             expected_sha256: expected,

@@ -88,8 +88,9 @@ pub(crate) fn agent() -> ureq::Agent {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Get<'a> {
     pub url: &'a str,
-    /// Bearer token, sent only to the origin of `url` (never to the hosts it redirects to).
-    pub bearer: Option<&'a str>,
+    /// `Authorization` header value (`Bearer …`, `Basic …`), sent only to the origin of `url`
+    /// (never to the hosts it redirects to).
+    pub authorization: Option<&'a str>,
     /// `Accept` header.
     pub accept: Option<&'a str>,
     /// Ask for the bytes from this offset on (`Range: bytes=N-`) when non-zero.
@@ -114,8 +115,11 @@ pub(crate) fn get(agent: &ureq::Agent, get: &Get<'_>) -> Result<Fetched, Failure
     let mut published_sha256 = None;
     for _ in 0..=MAX_REDIRECTS {
         let mut request = agent.get(&current);
-        if let Some(token) = get.bearer.filter(|_| url::origin(&current) == origin) {
-            request = request.header("Authorization", format!("Bearer {token}"));
+        if let Some(value) = get
+            .authorization
+            .filter(|_| url::origin(&current) == origin)
+        {
+            request = request.header("Authorization", value);
         }
         if let Some(accept) = get.accept {
             request = request.header("Accept", accept);

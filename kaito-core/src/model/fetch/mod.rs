@@ -12,6 +12,9 @@
 
 mod hf;
 mod http;
+#[cfg(feature = "oci")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oci")))]
+pub mod oci;
 mod progress;
 mod pypi;
 mod url;
@@ -105,10 +108,18 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The [`Source`] that brings `source` into the store; `None` for a local path.
+/// The [`Source`] that brings `source` into the store; `None` for a local path (and, without
+/// feature `oci`, for an `oci://` reference).
 pub fn source_for(source: &ModelSource, options: &FetchOptions) -> Option<Box<dyn Source>> {
     match source {
         ModelSource::Path(_) => None,
+        #[cfg(feature = "oci")]
+        ModelSource::Oci(reference) => Some(Box::new(oci::OciArtifact::with_insecure_list(
+            reference.clone(),
+            &oci::insecure_registries(),
+        ))),
+        #[cfg(not(feature = "oci"))]
+        ModelSource::Oci(_) => None,
         ModelSource::Preset(preset) => Some(preset_source(preset, options)),
         ModelSource::HuggingFace {
             repo,
@@ -144,6 +155,12 @@ fn preset_source(preset: &Preset, options: &FetchOptions) -> Box<dyn Source> {
 /// checked and returned as it is). Blocking. [`FetchOptions::progress`] draws a bar on stderr.
 pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel> {
     let Some(from) = source_for(source, options) else {
+        if let ModelSource::Oci(reference) = source {
+            return Err(crate::error::Error::spec(
+                "model",
+                format!("`{reference}`: this build has no OCI support (kaito-core feature `oci`)"),
+            ));
+        }
         source.check_local()?;
         let ModelSource::Path(path) = source else {
             unreachable!("only local paths have no source")

@@ -401,6 +401,22 @@ impl Ingest<'_> {
         self.commit_from(&part, file, sha256, format)
     }
 
+    /// Points the key at a blob already in the store (the same bytes fetched under another key),
+    /// without a download. `Ok(Err(self))` when the store does not have it.
+    pub fn link_stored(
+        self,
+        file: &str,
+        sha256: &str,
+        format: ModelFormat,
+    ) -> Result<std::result::Result<StoredModel, Self>> {
+        let hex = sha256.to_ascii_lowercase();
+        if !key::is_sha256_hex(&hex) || !self.store.blob_path(&hex).is_file() {
+            return Ok(Err(self));
+        }
+        let blob = self.store.blob_path(&hex);
+        self.commit_from(&blob, file, &hex, format).map(Ok)
+    }
+
     /// Migrates a file the store's predecessor left at `old` (with its `.sha256` sidecar):
     /// when it exists and, if `expected_sha256` is given, has that checksum, it is moved into
     /// the store and returned; a file with another checksum is deleted. `Ok(None)` when there is
@@ -460,7 +476,9 @@ impl Ingest<'_> {
         let size = fs::metadata(from)
             .map_err(|e| Error::io(format!("cannot read {}", from.display()), e))?
             .len();
-        if fs::metadata(&blob).is_ok_and(|m| m.len() == size) {
+        if from == blob {
+            // Linking a blob already stored.
+        } else if fs::metadata(&blob).is_ok_and(|m| m.len() == size) {
             // The same bytes are already stored (under another key).
             remove_file(from)?;
         } else {

@@ -1,0 +1,56 @@
+//! `kaito model package` / `kaito model pull`: models as OCI artifacts.
+
+use anyhow::{bail, Result};
+use kaito_core::model::fetch::oci::{self, OciArtifact};
+use kaito_core::model::plan::LoadOptions;
+use kaito_core::model::OciReference;
+
+use crate::args::{ModelAction, ModelCommandArgs, PackageArgs};
+use crate::runtime;
+
+/// Runs `kaito model`.
+pub async fn run(args: ModelCommandArgs) -> Result<()> {
+    match args.action {
+        ModelAction::Pull(a) => runtime::pull(a.load_options()).await,
+        ModelAction::Package(a) => package(a).await,
+    }
+}
+
+async fn package(args: PackageArgs) -> Result<()> {
+    let target = match &args.push {
+        Some(spec) => Some(OciReference::parse(spec)?),
+        None => None,
+    };
+    let plan = runtime::plan(&LoadOptions {
+        model: args.model.clone(),
+        cache_dir: args.cache_dir.clone(),
+        ..LoadOptions::default()
+    })?;
+    let weights = runtime::fetch(&plan).await?;
+    let path = weights.primary.clone();
+    if path.is_dir() {
+        bail!(
+            "{} is a checkpoint directory; `kaito model package` takes a GGUF file for now",
+            path.display()
+        );
+    }
+    let mut insecure = oci::insecure_registries();
+    insecure.extend(args.insecure_registry.iter().cloned());
+    let out = args.out.clone();
+    let tag = args.tag.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let packaged = oci::package(&path)?;
+        if let Some(dir) = out {
+            packaged.write_layout(&dir, &tag)?;
+            eprintln!("wrote an OCI image layout to {} (tag {tag})", dir.display());
+        }
+        if let Some(reference) = target {
+            let artifact = OciArtifact::with_insecure_list(reference.clone(), &insecure);
+            let uploaded = packaged.push(artifact.reference(), artifact.is_insecure())?;
+            eprintln!("pushed {reference} ({uploaded} blobs uploaded)");
+        }
+        println!("{}", packaged.digest);
+        Ok(())
+    })
+    .await?
+}

