@@ -124,6 +124,7 @@ pub struct StreamOptions {
 with_sampling_fields! {
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct ChatCompletionRequest {
     /// Model id.
     pub model: String,
@@ -148,6 +149,7 @@ pub struct ChatCompletionRequest {
 with_sampling_fields! {
 /// `POST /v1/completions` body.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct CompletionRequest {
     /// Model id.
     pub model: String,
@@ -163,6 +165,7 @@ pub struct CompletionRequest {
 
 /// `POST /v1/embeddings` body.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct EmbeddingRequest {
     /// Model id.
     pub model: String,
