@@ -154,20 +154,17 @@ fn preset_source(preset: &Preset, options: &FetchOptions) -> Box<dyn Source> {
 /// Brings `source` into the store unless it is there and returns it held (a local path is
 /// checked and returned as it is). Blocking. [`FetchOptions::progress`] draws a bar on stderr.
 pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel> {
-    let Some(from) = source_for(source, options) else {
-        if let ModelSource::Oci(reference) = source {
-            return Err(crate::error::Error::spec(
-                "model",
-                format!("`{reference}`: this build has no OCI support (kaito-core feature `oci`)"),
-            ));
+    match (source_for(source, options), source) {
+        (Some(from), _) => from.resolve(&options.store(), &*progress(options)),
+        (None, ModelSource::Path(path)) => {
+            source.check_local()?;
+            Ok(StoredModel::local(path.clone()))
         }
-        source.check_local()?;
-        let ModelSource::Path(path) = source else {
-            unreachable!("only local paths have no source")
-        };
-        return Ok(StoredModel::local(path.clone()));
-    };
-    from.resolve(&options.store(), &*progress(options))
+        (None, other) => Err(crate::error::Error::spec(
+            "model",
+            format!("`{other:?}`: this build has no OCI support (kaito-core feature `oci`)"),
+        )),
+    }
 }
 
 /// The path of [`fetch`]'s result: the file (or checkpoint directory) an engine opens.
