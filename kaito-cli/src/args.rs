@@ -173,6 +173,10 @@ pub struct PullArgs {
     /// Model cache directory.
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// After pulling, keep holding the model until SIGTERM or Ctrl-C, so that no
+    /// `kaito cache prune` (in any process) evicts it: what a preheat DaemonSet runs.
+    #[arg(long)]
+    pub hold: bool,
 }
 
 impl PullArgs {

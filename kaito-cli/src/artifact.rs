@@ -11,7 +11,7 @@ use crate::runtime;
 /// Runs `kaito model`.
 pub async fn run(args: ModelCommandArgs) -> Result<()> {
     match args.action {
-        ModelAction::Pull(a) => runtime::pull(a.load_options()).await,
+        ModelAction::Pull(a) => runtime::pull(a.load_options(), a.hold).await,
         ModelAction::Package(a) => package(a).await,
     }
 }

@@ -11,6 +11,7 @@ mod logging;
 mod quantize;
 mod runtime;
 mod serve;
+mod signal;
 
 use std::process::ExitCode;
 
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Chat(a) => chat::run_chat(a).await,
             Command::Generate(a) => chat::run_generate(a).await,
-            Command::Pull(a) => runtime::pull(a.load_options()).await,
+            Command::Pull(a) => runtime::pull(a.load_options(), a.hold).await,
             Command::Cache(a) => cache::run(a),
             Command::Model(a) => artifact::run(a).await,
             Command::Convert(a) => convert::run(a).await,

@@ -63,10 +63,16 @@ impl ModelLoader for PlanLoader<'_> {
     }
 }
 
-/// `kaito pull`: fetches the model into the cache and prints its path.
-pub async fn pull(options: LoadOptions) -> Result<()> {
+/// `kaito pull`: fetches the model into the cache and prints its path; with `hold`, keeps the
+/// model held (safe from eviction) until SIGTERM or Ctrl-C.
+pub async fn pull(options: LoadOptions, hold: bool) -> Result<()> {
     let plan = plan(&options)?;
     let weights = fetch(&plan).await?;
     println!("{}", weights.primary.display());
+    if hold {
+        tracing::info!(model = %plan.served_name, "holding the model until SIGTERM or Ctrl-C");
+        crate::signal::shutdown().await;
+        drop(weights);
+    }
     Ok(())
 }

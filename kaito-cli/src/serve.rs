@@ -36,7 +36,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let model = tokio::select! {
         result = load => result?,
-        _ = shutdown_signal() => {
+        _ = crate::signal::shutdown() => {
             tracing::info!("shutdown requested while loading");
             return Ok(());
         }
@@ -53,7 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     eprintln!("kaito: serving `{}` at http://{local}/v1", plan.served_name);
 
-    shutdown_signal().await;
+    crate::signal::shutdown().await;
     tracing::info!(
         timeout_s = args.shutdown_timeout,
         "shutting down: no new connections, finishing in-flight requests"
@@ -66,26 +66,4 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

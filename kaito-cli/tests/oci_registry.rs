@@ -66,18 +66,33 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
+        Self::start_with_user(None)
+    }
+
+    /// With `user`: HTTP basic authentication from an htpasswd (bcrypt) file made by `htpasswd`.
+    fn start_with_user(user: Option<(&str, &str)>) -> Self {
         let binary = tool("docker-registry");
         let storage = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.path().join("data").display()
+        );
+        if let Some((name, password)) = user {
+            let out = Command::new(tool("htpasswd"))
+                .args(["-Bbn", name, password])
+                .output()
+                .expect("run htpasswd");
+            assert!(out.status.success(), "htpasswd failed");
+            let file = storage.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).unwrap();
+            text.push_str(&format!(
+                "auth:\n  htpasswd: {{realm: kaito-test, path: {}}}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let child = Command::new(binary)
             .arg("serve")
             .arg(&config)
@@ -92,10 +107,10 @@ impl Registry {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = ureq::get(&format!("{}/v2/", registry.base())).call() {
-                if r.status() == 200 {
-                    break;
-                }
+            match ureq::get(&format!("{}/v2/", registry.base())).call() {
+                Ok(r) if r.status() == 200 => break,
+                Err(ureq::Error::StatusCode(401)) if user.is_some() => break,
+                _ => {}
             }
             assert!(Instant::now() < deadline, "the registry did not start");
             std::thread::sleep(Duration::from_millis(100));
@@ -176,7 +191,23 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 /// Starts `kaito serve --model MODEL` and returns it with its base URL.
 fn serve(model: &str, cache: &str) -> (Child, String) {
-    let mut child = Command::new(KAITO)
+    let mut command = Command::new(KAITO);
+    command.args(["--model", model, "--cache-dir", cache]);
+    start_server(command)
+}
+
+/// Starts `COMMAND serve --port 0 --threads 1 --ctx-size 1024` (`COMMAND` holds the rest of the
+/// arguments and the environment) and returns it with its base URL once it is ready.
+fn start_server(command: Command) -> (Child, String) {
+    let rest: Vec<std::ffi::OsString> = command.get_args().map(ToOwned::to_owned).collect();
+    let mut full = Command::new(command.get_program());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => full.env(k, v),
+            None => full.env_remove(k),
+        };
+    }
+    let mut child = full
         .args([
             "serve",
             "--port",
@@ -185,11 +216,8 @@ fn serve(model: &str, cache: &str) -> (Child, String) {
             "1",
             "--ctx-size",
             "1024",
-            "--model",
-            model,
-            "--cache-dir",
-            cache,
         ])
+        .args(rest)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -503,4 +531,163 @@ fn bad_references_missing_tags_dead_registries_and_corrupt_layers_are_clear_erro
     );
     assert!(files_ending(cache.path(), ".part").is_empty());
     assert!(files_ending(&cache.path().join("blobs"), "").is_empty());
+}
+
+/// A docker config file with `auths` for `registry` (user name and password in the clear).
+fn auth_file(dir: &Path, name: &str, registry: &str, user: &str, password: &str) -> PathBuf {
+    let path = dir.join(name);
+    let config = json!({"auths": {registry: {"username": user, "password": password}}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn an_authenticated_registry_then_what_the_cluster_pods_run() {
+    let registry = Registry::start_with_user(Some(("alice", "s3cret")));
+    let host = format!("127.0.0.1:{}", registry.port);
+    let gguf = model_path();
+    let gguf_str = gguf.to_str().unwrap();
+    let reference = registry.reference("private/smollm2:q4");
+    let dir = tempfile::tempdir().unwrap();
+    let good = auth_file(dir.path(), "good.json", &host, "alice", "s3cret");
+    let wrong = auth_file(dir.path(), "wrong.json", &host, "alice", "guess");
+    let other = auth_file(
+        dir.path(),
+        "other.json",
+        "elsewhere.example.com",
+        "bob",
+        "x",
+    );
+    let cache = dir.path().join("node-cache");
+    let empty_docker_config = tempfile::tempdir().unwrap();
+    // `kaito ARGS` with only the credentials in `auth` (a `:`-separated list of files).
+    let command = |auth: Option<&str>| {
+        let mut c = Command::new(KAITO);
+        c.env("DOCKER_CONFIG", empty_docker_config.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env("KAITO_CACHE_DIR", &cache);
+        match auth {
+            Some(list) => c.env("KAITO_REGISTRY_AUTH", list),
+            None => c.env_remove("KAITO_REGISTRY_AUTH"),
+        };
+        c
+    };
+    let run = |auth: Option<&str>, args: &[&str]| {
+        let out = command(auth).args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let push = [
+        "model", "package", "--model", gguf_str, "--push", &reference,
+    ];
+
+    // No credentials, then a wrong password: refused, naming the registry or the file.
+    let (ok, _, err) = run(None, &push);
+    assert!(
+        !ok && err.contains("asks for a user name and password"),
+        "{err}"
+    );
+    let (ok, _, err) = run(Some(wrong.to_str().unwrap()), &push);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("wrong.json") && err.contains("were refused"),
+        "{err}"
+    );
+    // The right ones, second in the list the cluster mounts (one file per Secret): pushed.
+    let list = format!("{}:{}", other.display(), good.display());
+    let (ok, digest, err) = run(Some(&list), &push);
+    assert!(ok, "{err}");
+    let digest = digest.trim().to_owned();
+    // skopeo, with the same user, reads the same manifest.
+    let raw = Command::new(tool("skopeo"))
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "alice:s3cret",
+        ])
+        .arg(format!("docker://{host}/private/smollm2:q4"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(format!("sha256:{}", sha(&raw.stdout)), digest);
+
+    // Pulling without credentials fails and leaves nothing in the store.
+    let (ok, _, err) = run(None, &["pull", &reference]);
+    assert!(
+        !ok && err.contains("asks for a user name and password"),
+        "{err}"
+    );
+    assert!(files_ending(&cache.join("blobs"), "").is_empty());
+
+    // The preheat DaemonSet's container: `kaito pull REF --hold` pulls, prints the path, and
+    // holds the model, so pruning the node cache keeps it.
+    let mut hold = command(Some(&list))
+        .args(["pull", &reference, "--hold"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(hold.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(
+        std::fs::read(first.trim()).unwrap(),
+        std::fs::read(&gguf).unwrap()
+    );
+    let (ok, out, err) = run(None, &["cache", "prune", "--max-size", "0"]);
+    assert!(ok, "{err}");
+    assert!(format!("{out}{err}").contains("held"), "{out}{err}");
+    assert!(
+        hold.try_wait().unwrap().is_none(),
+        "--hold exited on its own"
+    );
+
+    // The registry goes away. The StatefulSet's runtime, `kaito serve -f` on the Workspace that
+    // names the oci:// source, serves from the node cache without asking the registry.
+    drop(registry);
+    let ws = dir.path().join("workspace.yaml");
+    std::fs::write(
+        &ws,
+        format!("apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {{name: smol-oci}}\nresource: {{labelSelector: {{matchLabels: {{pool: cpu}}}}}}\ninference:\n  model:\n    source: {reference}\n    preset: smollm2-135m-instruct\n    servedName: smol\n    imagePullSecrets: [registry-credentials]\n"),
+    )
+    .unwrap();
+    let mut serve = command(Some(&list));
+    serve.args(["-f", ws.to_str().unwrap()]);
+    let (mut server, base) = start_server(serve);
+    let body = json!({"model": "smol", "max_tokens": 8, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hi."}]});
+    let answer = ureq::post(&format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .map(|mut r| r.body_mut().read_to_string().unwrap());
+    let _ = server.kill();
+    let _ = server.wait();
+    let answer: Value = serde_json::from_str(&answer.expect("a chat completion")).unwrap();
+    assert!(
+        !answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{answer}"
+    );
+
+    // SIGTERM ends the hold cleanly; then the model can be evicted.
+    let term = Command::new("kill")
+        .args(["-TERM", &hold.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = hold.wait().unwrap();
+    assert!(status.success(), "kaito pull --hold exited with {status}");
+    let (ok, _, err) = run(None, &["cache", "prune", "--max-size", "0"]);
+    assert!(ok, "{err}");
+    let (_, list_out, _) = run(None, &["cache", "list"]);
+    assert!(list_out.contains("0 models"), "{list_out}");
 }

@@ -210,6 +210,28 @@ pub fn model_of(ws: &Workspace) -> Result<Option<(ModelFacts, &'static str)>> {
         };
     }
     if let Some(m) = &inf.model {
+        // `preset` names what the weights are when the source itself cannot be read offline.
+        if let Some(preset) = &m.preset {
+            return match catalogue::find(preset) {
+                Some(f) => Ok(Some((f, "inference.model.preset"))),
+                None => Err(Error::invalid(
+                    "inference.model.preset",
+                    format!(
+                        "unknown preset `{preset}`; known presets: {}",
+                        catalogue::names().join(", ")
+                    ),
+                )),
+            };
+        }
+        if m.source.starts_with("oci://") {
+            return Err(Error::invalid(
+                "inference.model.preset",
+                format!(
+                    "required for an `oci://` source: the catalogue model the artifact holds, which sizes the pods ({})",
+                    catalogue::names().join(", ")
+                ),
+            ));
+        }
         return match catalogue::find(&m.source) {
             Some(f) => Ok(Some((f, "inference.model.source"))),
             None => Err(Error::invalid(

@@ -190,6 +190,20 @@ fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Optio
             ));
         }
     }
+    if let Some(v) = ws.annotation(keys::PREHEAT) {
+        let path = format!("metadata.annotations[{}]", keys::PREHEAT);
+        if !matches!(v, "true" | "false") {
+            p.push(Error::invalid(
+                &path,
+                format!("`{v}` is not `true` or `false`"),
+            ));
+        } else if v == "true" && ws.oci_model().is_none() {
+            p.push(Error::invalid(
+                path,
+                "preheating pulls an `oci://` model into the node cache; set inference.model.source to an oci:// reference",
+            ));
+        }
+    }
     let Some(inf) = &ws.inference else {
         return size(ws, facts, p);
     };
@@ -231,6 +245,19 @@ fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Optio
                         m.name
                     ),
                 ));
+            }
+        }
+        if let Some(source) = inf.model.as_ref().map(|x| &x.source) {
+            if source.starts_with("oci://") {
+                if let Err(e) = kaito_core::model::OciReference::parse(source) {
+                    p.push(Error::invalid("inference.model.source", e.to_string()));
+                }
+                if m.runtime != catalogue::Runtime::Kaito {
+                    p.push(Error::invalid(
+                        "inference.model.preset",
+                        format!("`oci://` models are served by the kaito runtime, which serves GGUF presets; `{}` needs vLLM", m.name),
+                    ));
+                }
             }
         }
         if m.runtime == catalogue::Runtime::Kaito && !inf.adapters.is_empty() {
@@ -276,6 +303,20 @@ pub fn inferenceset(set: &InferenceSet, facts: &ClusterFacts) -> Vec<Error> {
         return p;
     }
     let child = crate::crd::child_workspace(set, 0);
+    if let Some(v) = set.annotation(keys::PREHEAT) {
+        let path = format!("metadata.annotations[{}]", keys::PREHEAT);
+        if !matches!(v, "true" | "false") {
+            p.push(Error::invalid(
+                path,
+                format!("`{v}` is not `true` or `false`"),
+            ));
+        } else if v == "true" && child.oci_model().is_none() {
+            p.push(Error::invalid(
+                path,
+                "preheating pulls an `oci://` model into the node cache; set spec.template.inference.model.source to an oci:// reference",
+            ));
+        }
+    }
     for e in workspace(&child, facts) {
         p.push(match e {
             // The child's name is derived from the set's, checked above.

@@ -243,3 +243,52 @@ fn workspace_versions() {
         "apiVersion: `kaito.sh/v2` is not one of",
     );
 }
+
+#[test]
+fn oci_models_need_a_catalogue_preset_the_kaito_runtime_and_good_names() {
+    let ws = |model: &str, annotations: &str| {
+        format!("apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata:\n  name: bad\n  annotations: {{{annotations}}}\nresource: {{labelSelector: {{matchLabels: {{a: b}}}}}}\ninference:\n  model: {model}\n")
+    };
+    assert_rejects(
+        &ws("{source: 'oci://reg.example.com/m:q4'}", ""),
+        "inference.model.preset: required for an `oci://` source",
+    );
+    assert_rejects(
+        &ws("{source: 'oci://reg.example.com/m:q4', preset: gpt-5}", ""),
+        "inference.model.preset: unknown preset `gpt-5`",
+    );
+    assert_rejects(
+        &ws("{source: 'oci://reg.example.com/m:q4', preset: phi-4}", ""),
+        "`oci://` models are served by the kaito runtime",
+    );
+    assert_rejects(
+        &ws(
+            "{source: 'oci://reg.example.com/Bad:q4', preset: smollm2-135m-instruct}",
+            "",
+        ),
+        "inference.model.source",
+    );
+    assert_rejects(
+        &ws("{source: 'oci://reg.example.com/m:q4', preset: smollm2-135m-instruct, imagePullSecrets: [Not_A_Name]}", ""),
+        "inference.model.imagePullSecrets[0]: `Not_A_Name` is not a valid name",
+    );
+    assert_rejects(
+        &ws(
+            "{source: smollm2-135m-instruct}",
+            "kaito.sh/preheat: 'true'",
+        ),
+        "metadata.annotations[kaito.sh/preheat]: preheating pulls an `oci://` model",
+    );
+    assert_rejects(
+        &ws(
+            "{source: 'oci://reg.example.com/m:q4', preset: smollm2-135m-instruct}",
+            "kaito.sh/preheat: 'yes'",
+        ),
+        "metadata.annotations[kaito.sh/preheat]: `yes` is not `true` or `false`",
+    );
+    // An InferenceSet's preheat annotation is checked against its template.
+    assert_rejects(
+        "apiVersion: kaito.sh/v1alpha1\nkind: InferenceSet\nmetadata:\n  name: bad\n  annotations: {kaito.sh/preheat: 'true'}\nspec:\n  replicas: 1\n  labelSelector: {matchLabels: {a: b}}\n  template:\n    inference: {preset: {name: smollm2-135m-instruct}}\n",
+        "metadata.annotations[kaito.sh/preheat]",
+    );
+}

@@ -269,6 +269,73 @@ fn each_fixture_renders_its_feature() {
     // A custom pod template is used as given.
     let d = docs("template.yaml");
     assert_eq!(containers(&d)[0]["image"], "nginx:1.27");
+
+    // An oci:// model: the StatefulSet's pods pull it into the node cache (a hostPath made the
+    // runtime's by a root init container) with the Secret's credentials, then serve it from
+    // there; the preheat DaemonSet pulls it on every matching node and keeps it held.
+    let d = docs("oci_model_preheat.yaml");
+    let sts = of_kind(&d, "StatefulSet")[0];
+    let pod = &sts["spec"]["template"]["spec"];
+    let init = pod["initContainers"].as_array().unwrap();
+    let init_names = |init: &[Value]| -> Vec<String> {
+        init.iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(init_names(init), ["model-cache-owner", "model-pull"]);
+    assert_eq!(init[0]["securityContext"]["runAsUser"], 0);
+    assert_eq!(
+        command_line(&init[1]),
+        "kaito pull oci://registry.example.com/models/smollm2:q4"
+    );
+    let cache = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "model-cache")
+        .unwrap();
+    assert_eq!(cache["hostPath"]["path"], "/var/lib/kaito/models");
+    let env = &containers(&d)[0]["env"];
+    assert!(env
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "KAITO_REGISTRY_AUTH"
+            && e["value"] == "/var/run/kaito/registry/registry-credentials.json"));
+    let ds = of_kind(&d, "DaemonSet");
+    assert_eq!(names(&ds), ["smol-oci-preheat"]);
+    let ds_pod = &ds[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        command_line(&ds_pod["containers"][0]),
+        "kaito pull oci://registry.example.com/models/smollm2:q4 --hold"
+    );
+    assert_eq!(
+        ds_pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        "pool"
+    );
+    // Its pods are not the Workspace's inference pods (the controller counts those by label).
+    assert!(ds[0]["spec"]["template"]["metadata"]["labels"]
+        .get("kaito.sh/workspace")
+        .is_none());
+
+    // An InferenceSet: one DaemonSet for the set, none per replica; the cache is a PVC, so no
+    // root init container.
+    let d = docs("inferenceset_oci_preheat.yaml");
+    assert_eq!(names(&of_kind(&d, "DaemonSet")), ["smol-oci-set-preheat"]);
+    for sts in of_kind(&d, "StatefulSet") {
+        let pod = &sts["spec"]["template"]["spec"];
+        assert_eq!(
+            init_names(pod["initContainers"].as_array().unwrap()),
+            ["model-pull"]
+        );
+        assert!(pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "model-cache"
+                && v["persistentVolumeClaim"]["claimName"] == "model-cache"));
+    }
 }
 
 /// The bypass annotation is what lets the undersized GPU through.

@@ -54,5 +54,7 @@ kaito_missing_apt_packages() {
   # The OCI tests run a real registry (CNCF Distribution) and read it with an independent client.
   command -v docker-registry >/dev/null 2>&1 || echo docker-registry
   command -v skopeo >/dev/null 2>&1 || echo skopeo
+  # The registry's htpasswd (bcrypt) file for the authenticated-registry test.
+  command -v htpasswd >/dev/null 2>&1 || echo apache2-utils
   return 0
 }

@@ -137,7 +137,8 @@ pub struct InferenceSpec {
     /// LoRA adapters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adapters: Vec<AdapterSpec>,
-    /// kaito-rs extension: explicit model weights (a GGUF path, `hf:ORG/REPO/FILE.gguf`, or a preset name).
+    /// kaito-rs extension: explicit model weights (a GGUF path, `hf:ORG/REPO/FILE.gguf`,
+    /// `oci://REGISTRY/REPO:TAG`, or a preset name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSpec>,
     /// kaito-rs extension: engine parameters for the `kaito` runtime.
@@ -247,7 +248,8 @@ pub struct TuningSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelSpec {
-    /// A GGUF path, `hf:ORG/REPO/FILE.gguf`, or a catalogue preset name.
+    /// A GGUF path, `hf:ORG/REPO/FILE.gguf`, `oci://REGISTRY/REPO[:TAG|@DIGEST]`, or a
+    /// catalogue preset name.
     pub source: String,
     /// Expected sha256 of the weights file (hex); checked after download.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +257,18 @@ pub struct ModelSpec {
     /// Name the OpenAI API serves the model under (defaults to the preset or file name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_name: Option<String>,
+    /// In a cluster: the catalogue model whose weights `source` holds, which sizes the pods of a
+    /// source the estimator cannot read offline (`oci://`). Ignored by a local `kaito serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// In a cluster: `kubernetes.io/dockerconfigjson` Secrets with the registry credentials of
+    /// an `oci://` source (as `imagePullSecrets` are for images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// In a cluster: a PersistentVolumeClaim that holds the model cache of an `oci://` source
+    /// instead of the node's `/var/lib/kaito/models`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_volume_claim: Option<String>,
 }
 
 /// kaito-rs extension `inference.engine`: engine parameters for the `kaito` runtime.

@@ -88,6 +88,26 @@ pub(super) fn inference(path: &str, i: &InferenceSpec) -> Result<()> {
                 ));
             }
         }
+        let names = model
+            .preset
+            .iter()
+            .map(|n| ("preset".to_owned(), n))
+            .chain(
+                model
+                    .image_pull_secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (format!("imagePullSecrets[{k}]"), n)),
+            )
+            .chain(
+                model
+                    .cache_volume_claim
+                    .iter()
+                    .map(|n| ("cacheVolumeClaim".to_owned(), n)),
+            );
+        for (field, name) in names {
+            dns1123_subdomain(&format!("{path}.model.{field}"), name)?;
+        }
     }
     for (n, adapter) in i.adapters.iter().enumerate() {
         let p = format!("{path}.adapters[{n}]");

@@ -17,6 +17,7 @@ fn plural(kind: &str) -> Option<(&'static str, bool)> {
         "ConfigMap" => ("configmaps", true),
         "Service" => ("services", true),
         "StatefulSet" => ("statefulsets", true),
+        "DaemonSet" => ("daemonsets", true),
         "PodDisruptionBudget" => ("poddisruptionbudgets", true),
         "NetworkPolicy" => ("networkpolicies", true),
         "Workspace" => ("workspaces", true),

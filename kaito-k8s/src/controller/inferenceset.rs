@@ -9,12 +9,13 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
+use super::preheat::set_model_cached;
 use super::status::{condition_status, now, set_condition};
 use super::{apply_if_changed, Context};
 use crate::crd::conditions::{INFERENCE_SET_READY, WORKSPACE_SUCCEEDED};
 use crate::crd::{keys, InferenceSet, InferenceSetStatus, Workspace};
 use crate::error::{Error, Result};
-use crate::render::{child_workspace_name, render_inferenceset, ClusterFacts};
+use crate::render::{child_workspace_name, render_inferenceset, with_type, ClusterFacts};
 use crate::validate;
 
 /// Reconciles one InferenceSet. Children carry ownerReferences, so deleting the set deletes
@@ -86,6 +87,24 @@ async fn apply(set: &InferenceSet, ctx: &Context) -> Result<Action> {
     }
 
     let rendered = render_inferenceset(set, &ctx.render)?;
+    // The preheat DaemonSet first, so that nodes fill their cache while replicas are created.
+    if let Some(ds) = &rendered.preheat {
+        apply_if_changed(
+            &ctx.client,
+            with_type(serde_json::to_value(ds)?, "apps/v1", "DaemonSet"),
+        )
+        .await?;
+        let ds_name = ds.metadata.name.clone().unwrap_or_default();
+        set_model_cached(
+            ctx,
+            set.namespace(),
+            &ds_name,
+            &mut status.conditions,
+            generation,
+            &now,
+        )
+        .await?;
+    }
     let desired = set.replicas().max(0);
     for ws in &rendered.workspaces {
         apply_if_changed(&ctx.client, serde_json::to_value(ws)?).await?;

@@ -8,6 +8,7 @@ mod apply;
 pub mod inferenceset;
 pub mod leader;
 pub mod metrics;
+mod preheat;
 pub mod runner;
 pub mod status;
 pub mod workspace;

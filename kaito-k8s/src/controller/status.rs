@@ -226,6 +226,32 @@ pub fn inference_ready(s: &PodSummary, expected: u32) -> (bool, String, String) 
     )
 }
 
+/// The `ModelCached` verdict of a preheat DaemonSet: (cached on every node, reason, message).
+/// A pod of the DaemonSet is Ready only after its init container pulled the model.
+pub fn model_cached(ds: &k8s_openapi::api::apps::v1::DaemonSet) -> (bool, String, String) {
+    let Some(status) = &ds.status else {
+        return (
+            false,
+            "PreheatPending".into(),
+            "the preheat DaemonSet has no status yet".into(),
+        );
+    };
+    let (ready, wanted) = (status.number_ready, status.desired_number_scheduled);
+    if wanted == 0 {
+        return (
+            false,
+            "NoMatchingNodes".into(),
+            "no node matches the label selector; nothing to preheat".into(),
+        );
+    }
+    let message = format!("{ready} of {wanted} nodes have the model in their cache");
+    if ready >= wanted {
+        (true, "ModelCached".into(), message)
+    } else {
+        (false, "Pulling".into(), message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +451,28 @@ mod quota_tests {
         );
         let cpu_only = std::collections::BTreeMap::from([("pods".to_owned(), 1.0)]);
         assert!(quota_shortfall(&[quota], &cpu_only, 1).is_none());
+    }
+
+    #[test]
+    fn model_cached_counts_ready_preheat_pods_against_matching_nodes() {
+        let ds = |ready: i32, wanted: i32| -> k8s_openapi::api::apps::v1::DaemonSet {
+            serde_json::from_value(json!({"metadata": {"name": "m-preheat"},
+                "status": {"numberReady": ready, "desiredNumberScheduled": wanted,
+                           "currentNumberScheduled": wanted, "numberMisscheduled": 0}}))
+            .unwrap()
+        };
+        let (ok, reason, message) = model_cached(&ds(1, 3));
+        assert!(!ok);
+        assert_eq!(reason, "Pulling");
+        assert_eq!(message, "1 of 3 nodes have the model in their cache");
+        let (ok, reason, _) = model_cached(&ds(3, 3));
+        assert!(ok);
+        assert_eq!(reason, "ModelCached");
+        let (ok, reason, _) = model_cached(&ds(0, 0));
+        assert!(!ok);
+        assert_eq!(reason, "NoMatchingNodes");
+        let no_status: k8s_openapi::api::apps::v1::DaemonSet =
+            serde_json::from_value(json!({"metadata": {"name": "m-preheat"}})).unwrap();
+        assert_eq!(model_cached(&no_status).1, "PreheatPending");
     }
 }

@@ -14,6 +14,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 use tracing::instrument;
 
+use super::preheat::set_model_cached;
 use super::status::{
     condition_status, inference_ready, now, pod_quota_usage, quota_shortfall, set_condition,
     summarize_pods,
@@ -346,6 +347,18 @@ async fn apply(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
         if obj["kind"] != "NodeClaim" {
             apply_if_changed(&ctx.client, obj).await?;
         }
+    }
+    if let Some(ds) = &rendered.preheat {
+        let ds_name = ds.metadata.name.clone().unwrap_or_default();
+        set_model_cached(
+            &ctx,
+            &ns,
+            &ds_name,
+            &mut status.conditions,
+            generation,
+            &now,
+        )
+        .await?;
     }
     set_condition(
         &mut status.conditions,

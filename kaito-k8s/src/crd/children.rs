@@ -36,8 +36,9 @@ pub fn child_workspace(set: &InferenceSet, index: i32) -> Workspace {
         }
     }
     // Workspace-level annotations of the set (runtime, bypass, quantization) pass down.
+    // Preheating is the set's: one DaemonSet for all replicas.
     for (k, v) in set.metadata.annotations.iter().flatten() {
-        if k.starts_with("kaito.sh/") {
+        if k.starts_with("kaito.sh/") && k != keys::PREHEAT {
             annotations.insert(k.clone(), v.clone());
         }
     }

@@ -45,6 +45,8 @@ pub mod conditions {
     pub const WORKSPACE_DELETING: &str = "WorkspaceDeleting";
     /// InferenceSet: every child Workspace succeeded.
     pub const INFERENCE_SET_READY: &str = "InferenceSetReady";
+    /// kaito-rs: every node the preheat DaemonSet runs on holds the `oci://` model.
+    pub const MODEL_CACHED: &str = "ModelCached";
 }
 
 /// Annotations and labels, KAITO's and ours.
@@ -61,6 +63,11 @@ pub mod keys {
     pub const QUANTIZATION: &str = "kaito.sh/quantization";
     /// kaito-rs extension: `false` turns off Karpenter NodeClaim creation for this Workspace.
     pub const AUTO_PROVISION: &str = "kaito.sh/auto-provision";
+    /// kaito-rs extension: `"true"` on a Workspace or InferenceSet with an `oci://` model pulls
+    /// the model into the node cache of every matching node (a DaemonSet) before replicas run.
+    pub const PREHEAT: &str = "kaito.sh/preheat";
+    /// Label on the pods of a preheat DaemonSet: the Workspace or InferenceSet it preheats for.
+    pub const PREHEAT_LABEL: &str = "kaito.sh/preheat-for";
     /// Label on every child object and pod: the Workspace name.
     pub const WORKSPACE_LABEL: &str = "kaito.sh/workspace";
     /// Label on every child object: the Workspace namespace.

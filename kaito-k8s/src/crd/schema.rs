@@ -234,9 +234,16 @@ pub fn inference() -> Value {
                 object(
                     "kaito-rs extension: explicit GGUF weights served by the kaito runtime.",
                     vec![
-                        ("source", string("A GGUF path, hf:ORG/REPO/FILE.gguf, or a preset name.")),
+                        ("source", string("A GGUF path, hf:ORG/REPO/FILE.gguf, oci://REGISTRY/REPO[:TAG|@DIGEST], or a preset name.")),
                         ("sha256", string("Expected sha256 of the weights.")),
                         ("servedName", string("Name the OpenAI API serves the model under.")),
+                        ("preset", string("The catalogue model the weights are; sizes the pods of an oci:// source.")),
+                        (
+                            "imagePullSecrets",
+                            json!({"type": "array", "items": {"type": "string"},
+                                   "description": "kubernetes.io/dockerconfigjson Secrets with the registry credentials of an oci:// source."}),
+                        ),
+                        ("cacheVolumeClaim", string("A PersistentVolumeClaim for the model cache of an oci:// source (default: the node's /var/lib/kaito/models).")),
                     ],
                     &["source"],
                     vec![],

@@ -133,6 +133,15 @@ impl Workspace {
             .map(String::as_str)
     }
 
+    /// `inference.model` when its source is an `oci://` reference (pulled into the node cache).
+    pub fn oci_model(&self) -> Option<&kaito_core::workspace::ModelSpec> {
+        self.inference
+            .as_ref()?
+            .model
+            .as_ref()
+            .filter(|m| m.source.starts_with("oci://"))
+    }
+
     /// Converts a parsed and validated `kaito-core` Workspace.
     pub fn from_core(ws: kaito_core::Workspace) -> Result<Self> {
         let metadata: ObjectMeta = serde_json::from_value(serde_json::to_value(&ws.metadata)?)

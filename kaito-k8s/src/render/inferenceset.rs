@@ -1,9 +1,12 @@
 //! An InferenceSet's children: one Workspace per replica and a KEDA ScaledObject.
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::DynamicObject;
 use kube::Resource;
 use serde_json::json;
 
+use super::model_cache::preheat_daemon_set;
+use super::pod::affinity;
 use super::workspace::typed;
 use super::{RenderOptions, RUNTIME_PORT};
 use crate::crd::{child_selector, child_workspace, keys, InferenceSet, Workspace};
@@ -16,6 +19,9 @@ pub struct RenderedInferenceSet {
     pub workspaces: Vec<Workspace>,
     /// KEDA `ScaledObject` (`keda.sh/v1alpha1`), when `scaledobject.kaito.sh/auto-provision` is `true`.
     pub scaled_object: Option<DynamicObject>,
+    /// DaemonSet `<set>-preheat`, when `kaito.sh/preheat` is `true`: one for all replicas, on the
+    /// nodes `spec.labelSelector` matches, so that scaling up starts from the node cache.
+    pub preheat: Option<DaemonSet>,
 }
 
 /// Renders an InferenceSet.
@@ -31,10 +37,37 @@ pub fn render_inferenceset(
     } else {
         None
     };
+    let preheat = if set.annotation(keys::PREHEAT) == Some("true") {
+        let template = child_workspace(set, 0);
+        preheat_daemon_set(
+            &template,
+            set.name(),
+            set_metadata(set)?,
+            affinity(&template, false),
+            opts,
+        )?
+    } else {
+        None
+    };
     Ok(RenderedInferenceSet {
         workspaces,
         scaled_object,
+        preheat,
     })
+}
+
+/// Metadata of an object the set owns: its namespace, the child selector as labels, and an
+/// owner reference when the set came from a cluster.
+fn set_metadata(set: &InferenceSet) -> Result<serde_json::Value> {
+    let mut meta =
+        json!({"name": set.name(), "namespace": set.namespace(), "labels": child_selector(set)});
+    if set.metadata.uid.is_some() {
+        if let Some(mut o) = set.controller_owner_ref(&()) {
+            o.block_owner_deletion = Some(true);
+            meta["ownerReferences"] = serde_json::to_value(vec![o])?;
+        }
+    }
+    Ok(meta)
 }
 
 fn scaled_object(set: &InferenceSet, opts: &RenderOptions) -> Result<DynamicObject> {
@@ -48,14 +81,7 @@ fn scaled_object(set: &InferenceSet, opts: &RenderOptions) -> Result<DynamicObje
         .or(set.spec.node_count_limit)
         .unwrap_or(10)
         .max(set.replicas());
-    let mut meta =
-        json!({"name": set.name(), "namespace": set.namespace(), "labels": child_selector(set)});
-    if set.metadata.uid.is_some() {
-        if let Some(mut o) = set.controller_owner_ref(&()) {
-            o.block_owner_deletion = Some(true);
-            meta["ownerReferences"] = serde_json::to_value(vec![o])?;
-        }
-    }
+    let meta = set_metadata(set)?;
     typed(json!({
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",

@@ -317,6 +317,13 @@ pub fn render_text(text: &str, opts: &RenderOptions) -> Result<String, Vec<Strin
                     if let Some(so) = &r.scaled_object {
                         objects.push(serde_json::to_value(so).unwrap_or_default());
                     }
+                    if let Some(ds) = &r.preheat {
+                        objects.push(super::with_type(
+                            serde_json::to_value(ds).unwrap_or_default(),
+                            "apps/v1",
+                            "DaemonSet",
+                        ));
+                    }
                     for ws in &r.workspaces {
                         render_ws(ws, *index, &mut objects, &mut problems);
                     }

@@ -6,16 +6,20 @@
 //! `resource.instanceType` is set and auto-provisioning is on, one Karpenter `NodeClaim` per node.
 //! An InferenceSet becomes one child Workspace per replica and, when its
 //! `scaledobject.kaito.sh/auto-provision` annotation is `true`, a KEDA `ScaledObject`.
+//! An `oci://` model is pulled by init containers into a node-local cache; with
+//! `kaito.sh/preheat: "true"` a DaemonSet fills that cache on every matching node first.
 
 mod inferenceset;
 pub mod input;
+mod model_cache;
 mod pod;
 mod workspace;
 
 pub use inferenceset::{render_inferenceset, RenderedInferenceSet};
+pub use model_cache::{NODE_CACHE_DIR, REGISTRY_AUTH_DIR};
 
 pub use crate::crd::{child_selector, child_workspace, child_workspace_name};
-pub use workspace::{render_workspace, RenderedWorkspace};
+pub use workspace::{render_workspace, with_type, RenderedWorkspace};
 
 pub use crate::facts::{vllm_context, ClusterFacts};
 

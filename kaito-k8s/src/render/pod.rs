@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::model_cache::{cache_parts, RUNTIME_UID};
 use super::workspace::{child_labels, selector_labels};
 use super::{RenderOptions, CACHE_DIR, RUNTIME_PORT, WORKSPACE_FILE};
 use crate::catalogue::Runtime;
@@ -20,9 +21,6 @@ pub(crate) struct PodPlan<'a> {
     pub node_count: u32,
 }
 
-/// UID and GID of the runtime.
-const RUNTIME_UID: i64 = 65532;
-
 fn http_probe(path: &str, period: i32, failures: i32) -> Value {
     json!({"httpGet": {"path": path, "port": RUNTIME_PORT}, "periodSeconds": period,
            "timeoutSeconds": 5, "failureThreshold": failures})
@@ -30,7 +28,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Value {
 
 /// Required node affinity from `resource.labelSelector` and the instance type; preferred
 /// affinity for `resource.preferredNodes`.
-fn affinity(ws: &Workspace, multi_pod: bool) -> Value {
+pub(crate) fn affinity(ws: &Workspace, multi_pod: bool) -> Value {
     let resource = ws.resource.clone().unwrap_or_default();
     let mut exprs: Vec<Value> = Vec::new();
     if let Some(sel) = &resource.label_selector {
@@ -155,6 +153,15 @@ pub(crate) fn pod_template(
     let container = match (&est.placement, est.runtime) {
         (Placement::Cpu(cpu), _) => {
             mounts.push(json!({"name": "config", "mountPath": "/etc/kaito", "readOnly": true}));
+            if let Some(model) = ws.oci_model() {
+                // The model comes from the node cache, pulled before the runtime starts.
+                let parts = cache_parts(model, opts);
+                volumes.retain(|v| v["name"] != "model-cache");
+                volumes.extend(parts.volumes);
+                mounts.extend(parts.mounts);
+                env = parts.env;
+                init_containers.extend(parts.init_containers);
+            }
             json!({
                 "name": "kaito",
                 "image": opts.kaito_image,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -12,7 +12,8 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::pod::{pod_template, PodPlan};
+use super::model_cache::preheat_daemon_set;
+use super::pod::{affinity, pod_template, PodPlan};
 use super::{short_hash, RenderOptions, RUNTIME_PORT};
 use crate::catalogue::Runtime;
 use crate::crd::{keys, Workspace};
@@ -40,6 +41,9 @@ pub struct RenderedWorkspace {
     pub network_policy: NetworkPolicy,
     /// Karpenter NodeClaims (cluster-scoped).
     pub node_claims: Vec<DynamicObject>,
+    /// DaemonSet `<name>-preheat` (`kaito.sh/preheat: "true"` and an `oci://` model): pulls the
+    /// model into the node cache of every matching node.
+    pub preheat: Option<DaemonSet>,
 }
 
 impl RenderedWorkspace {
@@ -51,6 +55,9 @@ impl RenderedWorkspace {
         }
         if let Some(cm) = &self.config_map {
             out.push(with_type(serde_json::to_value(cm)?, "v1", "ConfigMap"));
+        }
+        if let Some(ds) = &self.preheat {
+            out.push(with_type(serde_json::to_value(ds)?, "apps/v1", "DaemonSet"));
         }
         out.push(with_type(
             serde_json::to_value(&self.service)?,
@@ -82,7 +89,7 @@ impl RenderedWorkspace {
 }
 
 /// Typed k8s-openapi objects serialize `apiVersion` and `kind` themselves; this keeps them first.
-fn with_type(mut v: Value, api_version: &str, kind: &str) -> Value {
+pub fn with_type(mut v: Value, api_version: &str, kind: &str) -> Value {
     if let Value::Object(map) = &mut v {
         let mut out = serde_json::Map::new();
         out.insert("apiVersion".into(), json!(api_version));
@@ -255,7 +262,13 @@ pub fn render_workspace(
         }) => node_claims(ws, g, opts)?,
         _ => Vec::new(),
     };
+    let preheat = if ws.annotation(keys::PREHEAT) == Some("true") {
+        preheat_daemon_set(ws, name, metadata(ws, name), affinity(ws, false), opts)?
+    } else {
+        None
+    };
     Ok(RenderedWorkspace {
+        preheat,
         estimate: est,
         config_map,
         service,

@@ -1,4 +1,5 @@
-//! Registry credentials, read where container tools keep them: `$KAITO_REGISTRY_AUTH`, then
+//! Registry credentials, read where container tools keep them: `$KAITO_REGISTRY_AUTH` (one file
+//! or a `:`-separated list), then
 //! `$REGISTRY_AUTH_FILE` (podman, skopeo), then `$DOCKER_CONFIG/config.json` or
 //! `~/.docker/config.json`: the `auths` entry of the registry (`HOST[:PORT]`, also with an
 //! `https://` prefix), either `auth` (base64 of `user:password`) or `username` and `password`.
@@ -105,10 +106,13 @@ impl Credentials {
 
 fn auth_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for var in ["KAITO_REGISTRY_AUTH", "REGISTRY_AUTH_FILE"] {
-        if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            files.push(PathBuf::from(p));
-        }
+    // `$KAITO_REGISTRY_AUTH` may list several files (`a.json:b.json`, as the cluster mounts one
+    // per Secret); the first that has the registry wins.
+    if let Some(list) = std::env::var_os("KAITO_REGISTRY_AUTH") {
+        files.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+        files.push(PathBuf::from(p));
     }
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         files.push(PathBuf::from(dir).join("config.json"));
