@@ -70,5 +70,16 @@ python -m pytest tests/python -q
 step "pytest again, against the torch engine serving the converted checkpoint"
 KAITO_TEST_BACKEND=torch python -m pytest tests/python -q
 
+step "pytest again, the model pushed to a registry (kaito model package --push) and served as oci://"
+# shellcheck source=scripts/lib/registry.sh
+. scripts/lib/registry.sh
+oci_dir="$(mktemp -d)"
+kaito_registry_start "$oci_dir/registry"
+target/release/kaito model package --model "$KAITO_TEST_MODEL" --push "oci://$KAITO_REGISTRY/smollm2:q4"
+KAITO_CACHE_DIR="$oci_dir/cache" KAITO_TEST_MODEL_REF="oci://$KAITO_REGISTRY/smollm2:q4" \
+  python -m pytest tests/python -q
+kaito_registry_stop
+rm -rf "$oci_dir"
+
 step "Python bindings (wheel → fresh venv → mypy --strict → pytest tests/python_bindings)"
 kaito-py/test.sh

@@ -111,6 +111,10 @@ pub struct ModelArgs {
     /// Model cache directory (default: $KAITO_CACHE_DIR, $XDG_CACHE_HOME/kaito or ~/.cache/kaito).
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Most the model cache may hold (GiB): after fetching, least recently used models that no
+    /// process holds are evicted; a larger model is refused.
+    #[arg(long, env = "KAITO_CACHE_MAX_GIB", value_name = "GIB")]
+    pub cache_max_gib: Option<f64>,
 }
 
 /// `kaito serve`.
@@ -173,6 +177,10 @@ pub struct PullArgs {
     /// Model cache directory.
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Most the model cache may hold (GiB): after pulling, least recently used models that no
+    /// process holds are evicted; a larger model is refused.
+    #[arg(long, env = "KAITO_CACHE_MAX_GIB", value_name = "GIB")]
+    pub cache_max_gib: Option<f64>,
     /// After pulling, keep holding the model until SIGTERM or Ctrl-C, so that no
     /// `kaito cache prune` (in any process) evicts it: what a preheat DaemonSet runs.
     #[arg(long)]
@@ -185,6 +193,7 @@ impl PullArgs {
         LoadOptions {
             model: self.model.clone(),
             cache_dir: self.cache_dir.clone(),
+            cache_max_gib: self.cache_max_gib,
             ..LoadOptions::default()
         }
     }
@@ -208,6 +217,7 @@ impl ModelArgs {
             workspace,
             served_name: served_name.map(str::to_owned),
             cache_dir: self.cache_dir.clone(),
+            cache_max_gib: self.cache_max_gib,
             backend: self.backend.clone(),
             threads: self.threads,
             ctx_size: self.ctx_size,

@@ -691,3 +691,84 @@ fn an_authenticated_registry_then_what_the_cluster_pods_run() {
     let (_, list_out, _) = run(None, &["cache", "list"]);
     assert!(list_out.contains("0 models"), "{list_out}");
 }
+
+#[test]
+fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let size = std::fs::metadata(&gguf).unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+    // A second, different model: the same GGUF with a byte appended (a different digest).
+    let other = dir.path().join("other.gguf");
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, &bytes).unwrap();
+    let (a, b) = (registry.reference("a:v1"), registry.reference("b:v1"));
+    for (file, reference) in [(gguf.as_path(), &a), (other.as_path(), &b)] {
+        let (ok, _, err) = kaito(&[
+            "model",
+            "package",
+            "--model",
+            file.to_str().unwrap(),
+            "--push",
+            reference,
+        ]);
+        assert!(ok, "{err}");
+    }
+    let cache = dir.path().join("cache");
+    let cache_dir = cache.to_str().unwrap();
+    let gib = |times: f64| format!("{}", size as f64 * times / (1u64 << 30) as f64);
+    let listed = || kaito(&["cache", "list", "--cache-dir", cache_dir]).1;
+
+    // Room for one and a half models: pulling b evicts a, the least recently used.
+    let (ok, _, err) = kaito(&["pull", &a, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kaito(&[
+        "pull",
+        &b,
+        "--cache-dir",
+        cache_dir,
+        "--cache-max-gib",
+        &gib(1.5),
+    ]);
+    assert!(ok, "{err}");
+    let list = listed();
+    assert!(
+        list.contains("1 models") && list.contains("b:v1") && !list.contains("a:v1"),
+        "{list}"
+    );
+
+    // A held model stays, whatever the limit: the store then stays above it.
+    let mut hold = Command::new(KAITO)
+        .args(["pull", &a, "--hold", "--cache-dir", cache_dir])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(hold.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (ok, _, err) = kaito(&[
+        "pull",
+        &b,
+        "--cache-dir",
+        cache_dir,
+        "--cache-max-gib",
+        &gib(0.9),
+    ]);
+    let _ = hold.kill();
+    let _ = hold.wait();
+    // b alone is larger than the limit: refused, and not kept; a is held, so it stays.
+    assert!(!ok, "a model larger than the limit was accepted");
+    assert!(err.contains("more than the model cache may hold"), "{err}");
+    let list = listed();
+    assert!(list.contains("1 models") && list.contains("a:v1"), "{list}");
+
+    // A limit that is no size at all.
+    let (ok, _, err) = kaito(&["pull", &a, "--cache-dir", cache_dir, "--cache-max-gib", "0"]);
+    assert!(
+        !ok && err.contains("--cache-max-gib must be a positive number of GiB, got 0"),
+        "{err}"
+    );
+}

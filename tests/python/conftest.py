@@ -6,6 +6,7 @@ Environment:
   KAITO_BIN         path of the `kaito` binary (default: <repo>/target/release/kaito)
   KAITO_TEST_MODEL  path of the SmolLM2-135M-Instruct GGUF; when unset,
                     `kaito pull` is run and the last line of its stdout is used.
+  KAITO_TEST_MODEL_REF  a model reference served instead of a file (e.g. oci://HOST:PORT/REPO:TAG).
   KAITO_TEST_BACKEND  llama-cpp (default) or torch; torch serves the same model converted by
                     `kaito convert` to a Hugging Face checkpoint: KAITO_TEST_HF_DIR, else the
                     GGUF converted once into <kaito cache>/derived/.
@@ -109,7 +110,11 @@ def _converted_checkpoint(kaito_bin: Path, gguf: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_path(kaito_bin: Path) -> Path:
+def model_path(kaito_bin: Path) -> Path | str:
+    reference = os.environ.get("KAITO_TEST_MODEL_REF")
+    if reference:
+        # A model reference the server resolves itself (scripts/test.sh: oci://HOST:PORT/REPO:TAG).
+        return reference
     gguf = _pulled_gguf(kaito_bin)
     if helpers.BACKEND != "llama-cpp":
         return _converted_checkpoint(kaito_bin, gguf)

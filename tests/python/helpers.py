@@ -35,7 +35,7 @@ def free_port() -> int:
 class KaitoServer:
     """One `kaito serve` process with its log file."""
 
-    def __init__(self, kaito_bin: Path, model: Path, extra_args=(), name="server"):
+    def __init__(self, kaito_bin: Path, model: Path | str, extra_args=(), name="server"):
         self.port = free_port()
         self.host = "127.0.0.1"
         self.base_url = f"http://{self.host}:{self.port}"

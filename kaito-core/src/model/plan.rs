@@ -28,6 +28,9 @@ pub struct LoadOptions {
     pub served_name: Option<String>,
     /// Model cache directory; `None` = [`super::default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Most the model store may hold, in GiB: after a fetch, the least recently used models no
+    /// process holds are evicted until it fits; a model larger than the limit is refused.
+    pub cache_max_gib: Option<f64>,
     /// Engine name (`auto`, `llama-cpp`, `torch`, `quant`).
     pub backend: Option<String>,
     /// Inference threads.
@@ -63,6 +66,8 @@ pub struct LoadPlan {
     pub engine: EngineConfig,
     /// Model cache directory.
     pub cache_dir: PathBuf,
+    /// The store's size limit in bytes ([`LoadOptions::cache_max_gib`]).
+    pub cache_max_bytes: Option<u64>,
 }
 
 /// The model source, sha256 and served name a Workspace's `inference` section names; applies its
@@ -200,12 +205,23 @@ impl LoadPlan {
             .cache_dir
             .clone()
             .unwrap_or_else(super::default_cache_dir);
+        let cache_max_bytes = match options.cache_max_gib {
+            None => None,
+            Some(gib) if gib.is_finite() && gib > 0.0 => Some((gib * GIB) as u64),
+            Some(gib) => {
+                return Err(Error::request(
+                    "cache_max_gib",
+                    format!("`cache_max_gib` must be a positive number of GiB, got {gib}"),
+                ))
+            }
+        };
         Ok(LoadPlan {
             source,
             sha256,
             served_name,
             engine,
             cache_dir,
+            cache_max_bytes,
         })
     }
 
@@ -221,9 +237,57 @@ impl LoadPlan {
             expected_sha256: self.sha256.clone(),
             ..super::fetch::FetchOptions::default()
         };
-        super::fetch::fetch(&self.source, &options)
+        let stored = super::fetch::fetch(&self.source, &options)?;
+        match self.cache_max_bytes {
+            Some(max) => self.keep_under(stored, max),
+            None => Ok(stored),
+        }
+    }
+
+    /// Evicts what the store may lose until it holds at most `max` bytes, keeping `stored`
+    /// (held); refuses a model that alone is larger than `max`, and evicts it unless another
+    /// process serves it.
+    #[cfg(feature = "fetch")]
+    fn keep_under(
+        &self,
+        stored: super::store::StoredModel,
+        max: u64,
+    ) -> Result<super::store::StoredModel> {
+        let store = super::store::ModelStore::new(self.cache_dir.clone());
+        let gib = |bytes: u64| format!("{:.2} GiB", bytes as f64 / GIB);
+        if stored.size > max {
+            let size = stored.size;
+            drop(stored);
+            store.prune(max)?;
+            return Err(Error::request(
+                "cache_max_gib",
+                format!(
+                    "the model is {}, more than the model cache may hold ({}); raise the cache limit or free the cache",
+                    gib(size),
+                    gib(max)
+                ),
+            ));
+        }
+        for evicted in store.prune(max)? {
+            tracing::info!(
+                digest = %evicted.digest,
+                size = %gib(evicted.size),
+                "evicted from the model store to stay under the cache limit"
+            );
+        }
+        let left: u64 = store.entries()?.iter().map(|e| e.size).sum();
+        if left > max {
+            tracing::warn!(
+                held = %gib(left),
+                limit = %gib(max),
+                "the model store stays above its limit: the rest is held by running servers"
+            );
+        }
+        Ok(stored)
     }
 }
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 #[cfg(test)]
 mod tests {
@@ -367,6 +431,20 @@ mod tests {
                     ..LoadOptions::default()
                 },
                 "prefix_cache_mib",
+            ),
+            (
+                LoadOptions {
+                    cache_max_gib: Some(0.0),
+                    ..LoadOptions::default()
+                },
+                "cache_max_gib",
+            ),
+            (
+                LoadOptions {
+                    cache_max_gib: Some(f64::NAN),
+                    ..LoadOptions::default()
+                },
+                "cache_max_gib",
             ),
         ];
         for (options, field) in cases {
