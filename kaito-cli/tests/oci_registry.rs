@@ -772,3 +772,112 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
         "{err}"
     );
 }
+
+/// `key` as the store names its files (`store/key.rs`): bytes outside `[A-Za-z0-9._-]` as `%XX`.
+fn store_file_name(key: &str) -> String {
+    key.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_pull_resumes_and_a_full_disk_leaves_nothing_behind() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let weights = std::fs::read(&gguf).unwrap();
+    let reference = registry.reference("smollm2:q4");
+    let (ok, _, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--push",
+        &reference,
+    ]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_dir = cache.to_str().unwrap();
+    let key = format!("oci/127.0.0.1:{}/smollm2:q4", registry.port);
+    let part = cache
+        .join("tmp")
+        .join(format!("{}.part", store_file_name(&key)));
+
+    // A pull stopped half-way left the first half: the next pull asks for the rest only.
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, &weights[..weights.len() / 2]).unwrap();
+    let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    assert!(err.contains("resuming download"), "{err}");
+    assert!(
+        err.contains(&format!("offset={}", weights.len() / 2)),
+        "{err}"
+    );
+    let pulled = PathBuf::from(out.lines().last().unwrap().trim());
+    assert_eq!(std::fs::read(pulled).unwrap(), weights);
+    assert!(!part.exists());
+
+    // A half that is not the layer's: the resumed file fails the digest check, so the pull says
+    // so, starts over from byte 0 and ends with the right bytes.
+    let (ok, _, err) = kaito(&["cache", "rm", &key, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kaito(&[
+        "cache",
+        "prune",
+        "--max-size",
+        "0",
+        "--cache-dir",
+        cache_dir,
+    ]);
+    assert!(ok, "{err}");
+    std::fs::write(&part, vec![7u8; weights.len() / 2]).unwrap();
+    let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("sha256 mismatch") && err.contains("downloading again from the start"),
+        "{err}"
+    );
+    let pulled = PathBuf::from(out.lines().last().unwrap().trim());
+    assert_eq!(std::fs::read(pulled).unwrap(), weights);
+    assert!(!part.exists());
+
+    // A full disk: a 32 MiB tmpfs (mounted in a user namespace, so no root is needed) cannot
+    // take the 98 MB layer. One clear error, and neither a part nor a blob is left.
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=32m tmpfs '{0}' || exit 97; '{KAITO}' pull '{reference}' --cache-dir '{0}/cache'; code=$?; find '{0}/cache' -type f -name '*.part' -o -type f -path '*/blobs/*'; exit $code",
+        full.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    let unshare_failed = String::from_utf8_lossy(&out.stderr).starts_with("unshare:");
+    if out.status.code() == Some(97) || out.status.code().is_none() || unshare_failed {
+        eprintln!(
+            "NOTICE: cannot mount a small tmpfs in a user namespace here; the full-disk case is skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the pull into 32 MiB succeeded: {stdout}"
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("is full"), "{stderr}");
+    assert!(
+        !stdout.contains(".part") && !stdout.contains("/blobs/"),
+        "left behind: {stdout}"
+    );
+}

@@ -62,7 +62,15 @@ impl LogFilter {
 pub fn init(filter: &LogFilter, output: LogOutput) -> bool {
     let filter = filter.build();
     let layer: Box<dyn Layer<Registry> + Send + Sync> = match output {
-        LogOutput::Text => Box::new(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+        LogOutput::Text => Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colours for a terminal only: a log file or pipe gets plain text.
+                .with_ansi(
+                    std::io::IsTerminal::is_terminal(&std::io::stderr())
+                        && std::env::var_os("NO_COLOR").is_none(),
+                ),
+        ),
         LogOutput::Json => Box::new(
             tracing_subscriber::fmt::layer()
                 .json()

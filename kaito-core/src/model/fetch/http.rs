@@ -286,12 +286,12 @@ fn try_download(
             }
         };
         file.write_all(&buf[..n])
-            .map_err(|e| io_failure(part, "write", e))?;
+            .map_err(|e| write_failure(part, e))?;
         hasher.update(&buf[..n]);
         received += n as u64;
         progress.transferred(download.label, received, total);
     }
-    file.sync_all().map_err(|e| io_failure(part, "write", e))?;
+    file.sync_all().map_err(|e| write_failure(part, e))?;
     if let Some(total) = total.filter(|&t| t != received) {
         let message = format!("connection closed after {received} of {total} bytes");
         return Err(Failure::Transient { url, message });
@@ -379,6 +379,23 @@ fn remove(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// A failed write into `part`. When the disk is full the part is deleted: keeping it for a resume
+/// would keep the disk full.
+fn write_failure(part: &Path, e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
+        let _ = std::fs::remove_file(part);
+        let dir = part.parent().and_then(Path::parent).unwrap_or(part);
+        return Failure::Fatal(Error::io(
+            format!(
+                "the disk holding the model store {} is full (the partial download was deleted; free space or use another --cache-dir)",
+                dir.display()
+            ),
+            e,
+        ));
+    }
+    io_failure(part, "write", e)
 }
 
 fn io_failure(path: &Path, what: &str, e: io::Error) -> Failure {
