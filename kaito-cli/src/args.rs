@@ -115,6 +115,15 @@ pub struct ModelArgs {
     /// process holds are evicted; a larger model is refused.
     #[arg(long, env = "KAITO_CACHE_MAX_GIB", value_name = "GIB")]
     pub cache_max_gib: Option<f64>,
+    /// A read-only model store searched before the network (repeatable; e.g. a shared volume):
+    /// a hit is hard-linked into the cache, or copied from another file system.
+    #[arg(
+        long = "cache-tier",
+        value_name = "DIR",
+        env = "KAITO_CACHE_TIERS",
+        value_delimiter = ':'
+    )]
+    pub cache_tiers: Vec<PathBuf>,
 }
 
 /// `kaito serve`.
@@ -181,6 +190,15 @@ pub struct PullArgs {
     /// process holds are evicted; a larger model is refused.
     #[arg(long, env = "KAITO_CACHE_MAX_GIB", value_name = "GIB")]
     pub cache_max_gib: Option<f64>,
+    /// A read-only model store searched before the network (repeatable; e.g. a shared volume):
+    /// a hit is hard-linked into the cache, or copied from another file system.
+    #[arg(
+        long = "cache-tier",
+        value_name = "DIR",
+        env = "KAITO_CACHE_TIERS",
+        value_delimiter = ':'
+    )]
+    pub cache_tiers: Vec<PathBuf>,
     /// After pulling, keep holding the model until SIGTERM or Ctrl-C, so that no
     /// `kaito cache prune` (in any process) evicts it: what a preheat DaemonSet runs.
     #[arg(long)]
@@ -194,6 +212,7 @@ impl PullArgs {
             model: self.model.clone(),
             cache_dir: self.cache_dir.clone(),
             cache_max_gib: self.cache_max_gib,
+            cache_tiers: self.cache_tiers.clone(),
             ..LoadOptions::default()
         }
     }
@@ -218,6 +237,7 @@ impl ModelArgs {
             served_name: served_name.map(str::to_owned),
             cache_dir: self.cache_dir.clone(),
             cache_max_gib: self.cache_max_gib,
+            cache_tiers: self.cache_tiers.clone(),
             backend: self.backend.clone(),
             threads: self.threads,
             ctx_size: self.ctx_size,

@@ -881,3 +881,84 @@ fn an_interrupted_pull_resumes_and_a_full_disk_leaves_nothing_behind() {
         "left behind: {stdout}"
     );
 }
+
+/// Every file below `dir` with its size, for "nothing changed here".
+fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out: Vec<(PathBuf, u64)> = files_ending(dir, "")
+        .into_iter()
+        .map(|p| {
+            let len = std::fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+            (p, len)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let weights = std::fs::read(&gguf).unwrap();
+    let reference = registry.reference("smollm2:q4");
+    let (ok, _, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--push",
+        &reference,
+    ]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    // The shared tier: a model store another machine filled.
+    let tier = dir.path().join("tier");
+    let (ok, _, err) = kaito(&["pull", &reference, "--cache-dir", tier.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let before = tree(&tier);
+    // A tier whose blob was damaged: skipped with a warning.
+    let damaged = dir.path().join("damaged");
+    let copy = Command::new("cp")
+        .args(["-a", tier.to_str().unwrap(), damaged.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let blob = files_ending(&damaged.join("blobs"), "").pop().unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, &bytes).unwrap();
+
+    // The registry is gone: the local store has nothing, the damaged tier is refused, the good
+    // one is hard-linked in (same file system here).
+    drop(registry);
+    let local = dir.path().join("local");
+    let (ok, out, err) = kaito(&[
+        "pull",
+        &reference,
+        "--cache-dir",
+        local.to_str().unwrap(),
+        "--cache-tier",
+        damaged.to_str().unwrap(),
+        "--cache-tier",
+        tier.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert!(
+        err.contains("found in a cache tier; hard-linked into the model store"),
+        "{err}"
+    );
+    let pulled = PathBuf::from(out.lines().last().unwrap().trim());
+    assert!(pulled.starts_with(&local), "{}", pulled.display());
+    assert_eq!(std::fs::read(&pulled).unwrap(), weights);
+    // Nothing was written to the tier (no hold, no last use, no lock).
+    assert_eq!(tree(&tier), before);
+    // Nothing half-copied stayed in the local store either.
+    assert!(files_ending(&local, ".part").is_empty());
+    let (_, list, _) = kaito(&["cache", "list", "--cache-dir", local.to_str().unwrap()]);
+    assert!(
+        list.contains("1 models") && list.contains("smollm2:q4"),
+        "{list}"
+    );
+}

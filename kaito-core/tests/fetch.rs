@@ -240,6 +240,7 @@ fn options(cache: &Path, base: &str) -> FetchOptions {
         hf_endpoint: Some(base.to_owned()),
         hf_token: Some("test-token".to_owned()),
         pypi_index: Some(format!("{base}/simple")),
+        cache_tiers: Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct LoadOptions {
     /// Most the model store may hold, in GiB: after a fetch, the least recently used models no
     /// process holds are evicted until it fits; a model larger than the limit is refused.
     pub cache_max_gib: Option<f64>,
+    /// Read-only model stores searched before the network ([`super::fetch::FetchOptions::cache_tiers`]).
+    pub cache_tiers: Vec<PathBuf>,
     /// Engine name (`auto`, `llama-cpp`, `torch`, `quant`).
     pub backend: Option<String>,
     /// Inference threads.
@@ -68,6 +70,8 @@ pub struct LoadPlan {
     pub cache_dir: PathBuf,
     /// The store's size limit in bytes ([`LoadOptions::cache_max_gib`]).
     pub cache_max_bytes: Option<u64>,
+    /// Read-only model stores searched before the network.
+    pub cache_tiers: Vec<PathBuf>,
 }
 
 /// The model source, sha256 and served name a Workspace's `inference` section names; applies its
@@ -222,6 +226,7 @@ impl LoadPlan {
             engine,
             cache_dir,
             cache_max_bytes,
+            cache_tiers: options.cache_tiers.clone(),
         })
     }
 
@@ -235,6 +240,7 @@ impl LoadPlan {
             cache_dir: self.cache_dir.clone(),
             progress,
             expected_sha256: self.sha256.clone(),
+            cache_tiers: self.cache_tiers.clone(),
             ..super::fetch::FetchOptions::default()
         };
         let stored = super::fetch::fetch(&self.source, &options)?;

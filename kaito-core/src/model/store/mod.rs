@@ -228,6 +228,20 @@ impl ModelStore {
         }))
     }
 
+    /// What the store holds for `key`, read without writing anything (no hold, no last-use
+    /// record): for a read-only cache tier. `None` when the key or its whole blob is missing.
+    pub fn peek(&self, key: &str) -> Option<TierHit> {
+        let found = read_json::<Ref>(&self.ref_path(key))?;
+        let blob = self.blob_path(&found.sha256);
+        let meta = fs::metadata(&blob).ok()?;
+        (meta.is_file() && meta.len() == found.size).then(|| TierHit {
+            blob,
+            file: found.file,
+            sha256: found.sha256,
+            format: found.format,
+        })
+    }
+
     /// Takes `key`'s download lock, waiting while another process holds it. `what` names the
     /// download in logs.
     pub fn ingest(&self, key: &str, what: &str) -> Result<Ingest<'_>> {
@@ -362,6 +376,28 @@ impl ModelStore {
     }
 }
 
+/// A key found in another store by [`ModelStore::peek`].
+#[derive(Debug, Clone)]
+pub struct TierHit {
+    /// The blob in that store.
+    pub blob: PathBuf,
+    /// The file name engines see.
+    pub file: String,
+    /// Lowercase hex sha256 the blob should have.
+    pub sha256: String,
+    /// Its format.
+    pub format: ModelFormat,
+}
+
+/// How [`Ingest::copy_in`] brought a file in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopiedIn {
+    /// A hard link: the same file system, no bytes copied.
+    HardLinked,
+    /// A copy: another file system (or one that refuses links).
+    Copied,
+}
+
 /// A key's download in progress: holds the key's lock until committed or dropped.
 pub struct Ingest<'a> {
     store: &'a ModelStore,
@@ -415,6 +451,38 @@ impl Ingest<'_> {
         }
         let blob = self.store.blob_path(&hex);
         self.commit_from(&blob, file, &hex, format).map(Ok)
+    }
+
+    /// Brings `hit` (a blob of another store, e.g. a read-only cache tier) into this store under
+    /// the key: hard-linked when both are on one file system, else copied; either way its bytes
+    /// are hashed and must match. `Ok(Err(self))` (and nothing left behind) when they do not.
+    pub fn copy_in(
+        self,
+        hit: &TierHit,
+    ) -> Result<std::result::Result<(StoredModel, CopiedIn), Self>> {
+        let part = self.part();
+        remove_file(&part)?;
+        let how = match fs::hard_link(&hit.blob, &part) {
+            Ok(()) => CopiedIn::HardLinked,
+            Err(_) => {
+                fs::copy(&hit.blob, &part).map_err(|e| {
+                    let _ = fs::remove_file(&part);
+                    Error::io(
+                        format!("cannot copy {} to {}", hit.blob.display(), part.display()),
+                        e,
+                    )
+                })?;
+                CopiedIn::Copied
+            }
+        };
+        let actual = crate::model::sha256_file(&part)?;
+        if actual != hit.sha256 {
+            tracing::warn!(blob = %hit.blob.display(), expected = %hit.sha256, %actual, "a cache tier's blob does not match its digest; not using it");
+            remove_file(&part)?;
+            return Ok(Err(self));
+        }
+        let stored = self.commit(&hit.file, &hit.sha256, hit.format)?;
+        Ok(Ok((stored, how)))
     }
 
     /// Migrates a file the store's predecessor left at `old` (with its `.sha256` sidecar):
