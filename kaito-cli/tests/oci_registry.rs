@@ -962,3 +962,61 @@ fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
         "{list}"
     );
 }
+
+#[test]
+fn a_moved_tag_is_pulled_again_and_a_stored_tag_works_without_the_registry() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let first = std::fs::read(&gguf).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.gguf");
+    let mut second = first.clone();
+    second.push(0);
+    std::fs::write(&other, &second).unwrap();
+    let reference = registry.reference("m:latest");
+    let cache = dir.path().join("cache");
+    let cache_dir = cache.to_str().unwrap();
+    let push = |file: &Path| {
+        let (ok, _, err) = kaito(&[
+            "model",
+            "package",
+            "--model",
+            file.to_str().unwrap(),
+            "--push",
+            &reference,
+        ]);
+        assert!(ok, "{err}");
+    };
+    let pull = || {
+        let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+        assert!(ok, "{err}");
+        let path = PathBuf::from(out.lines().last().unwrap().trim());
+        (std::fs::read(path).unwrap(), err)
+    };
+    push(&gguf);
+    assert_eq!(pull().0, first);
+    // The tag unchanged: the stored copy, no download.
+    let (bytes, err) = pull();
+    assert_eq!(bytes, first);
+    assert!(!err.contains("pulling"), "{err}");
+    // The tag moved: what it names now.
+    push(&other);
+    let (bytes, err) = pull();
+    assert_eq!(bytes, second);
+    assert!(err.contains("the tag moved"), "{err}");
+    // The registry gone: the stored copy, with a warning; offline, without asking at all.
+    drop(registry);
+    let (bytes, err) = pull();
+    assert_eq!(bytes, second);
+    assert!(err.contains("using the stored copy"), "{err}");
+    let out = Command::new(KAITO)
+        .args(["pull", &reference, "--cache-dir", cache_dir])
+        .env("KAITO_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("using the stored copy"),
+        "asked the registry although offline"
+    );
+}

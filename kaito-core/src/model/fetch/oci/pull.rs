@@ -63,13 +63,27 @@ impl Source for OciArtifact {
 
     fn resolve(&self, store: &ModelStore, progress: &dyn Progress) -> Result<StoredModel> {
         let key = self.key();
-        if let Some(found) = store.lookup(&key, None)? {
-            tracing::debug!(path = %found.primary.display(), "using the stored artifact");
-            return Ok(found);
-        }
+        // A digest never moves; a tag may, so a stored tag is checked against the registry's
+        // manifest unless KAITO_OFFLINE is set (or the registry cannot answer).
+        let cached = match store.lookup(&key, None)? {
+            Some(found) if self.reference.digest.is_some() || offline() => {
+                tracing::debug!(path = %found.primary.display(), "using the stored artifact");
+                return Ok(found);
+            }
+            other => other,
+        };
         let credentials = Credentials::find(&self.reference.registry)?;
         let registry = Registry::new(&self.reference, self.insecure, credentials);
-        let (manifest, fetched) = registry.manifest(self.reference.manifest_reference())?;
+        let (manifest, fetched) = match registry.manifest(self.reference.manifest_reference()) {
+            Ok(found) => found,
+            Err(e) => match cached {
+                Some(found) => {
+                    tracing::warn!(artifact = %self.reference, error = %e, "cannot ask the registry whether the tag moved; using the stored copy");
+                    return Ok(found);
+                }
+                None => return Err(e),
+            },
+        };
         let weights = media::weights(&manifest)?;
         let hex = weights
             .layer
@@ -84,6 +98,13 @@ impl Source for OciArtifact {
                 ),
             })?
             .to_ascii_lowercase();
+        if let Some(found) = cached {
+            if found.digest.as_deref() == Some(weights.layer.digest.as_str()) {
+                tracing::debug!(path = %found.primary.display(), "the tag still names the stored artifact");
+                return Ok(found);
+            }
+            tracing::info!(artifact = %self.reference, was = found.digest.as_deref().unwrap_or("?"), now = %weights.layer.digest, "the tag moved; pulling what it names now");
+        }
         tracing::info!(artifact = %self.reference, manifest = %fetched.digest, layer = %weights.layer.digest, size = weights.layer.size, "pulling");
         let ingest = store.ingest(&key, &self.reference.to_string())?;
         if let Some(found) = ingest.lookup(Some(&hex))? {
@@ -122,4 +143,12 @@ impl Source for OciArtifact {
         // The digest matched, so these are the layer's bytes, whatever size the manifest claims.
         ingest.commit(&weights.file_name, &sha, ModelFormat::Gguf)
     }
+}
+
+/// `KAITO_OFFLINE` set to anything but `0`/`false`/empty: use stored tags without asking the
+/// registry whether they moved.
+fn offline() -> bool {
+    std::env::var("KAITO_OFFLINE")
+        .map(|v| !matches!(v.trim(), "" | "0" | "false"))
+        .unwrap_or(false)
 }
