@@ -27,6 +27,7 @@ async fn package(args: PackageArgs) -> Result<()> {
         ..LoadOptions::default()
     })?;
     let weights = runtime::fetch(&plan).await?;
+    let store = kaito_core::model::store::ModelStore::new(plan.cache_dir.clone());
     let path = weights.primary.clone();
     if path.is_dir() {
         bail!(
@@ -46,8 +47,13 @@ async fn package(args: PackageArgs) -> Result<()> {
         }
         if let Some(reference) = target {
             let artifact = OciArtifact::with_insecure_list(reference.clone(), &insecure);
-            let uploaded = packaged.push(artifact.reference(), artifact.is_insecure())?;
-            eprintln!("pushed {reference} ({uploaded} blobs uploaded)");
+            // Blobs this machine pulled from other repositories of the registry can be mounted.
+            let mounts = oci::stored_repositories(&store, &reference.registry)?;
+            let sent = packaged.push(artifact.reference(), artifact.is_insecure(), &mounts)?;
+            eprintln!(
+                "pushed {reference} ({} blobs uploaded, {} mounted from other repositories)",
+                sent.uploaded, sent.mounted
+            );
         }
         println!("{}", packaged.digest);
         Ok(())

@@ -272,7 +272,7 @@ fn a_packaged_model_is_pushed_read_by_skopeo_pulled_once_and_served() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), digests[0]);
-    assert!(err.contains("2 blobs uploaded"), "{err}");
+    assert!(err.contains("2 blobs uploaded, 0 mounted"), "{err}");
     let skopeo = tool("skopeo");
     let docker_ref = format!("docker://127.0.0.1:{}/smollm2:q4", registry.port);
     let raw = Command::new(&skopeo)
@@ -319,7 +319,7 @@ fn a_packaged_model_is_pushed_read_by_skopeo_pulled_once_and_served() {
     // Pushed again under another tag: nothing uploaded.
     let again = registry.reference("smollm2:again");
     let (ok, _, err) = kaito(&["model", "package", "--model", gguf_str, "--push", &again]);
-    assert!(ok && err.contains("0 blobs uploaded"), "{err}");
+    assert!(ok && err.contains("0 blobs uploaded, 0 mounted"), "{err}");
 
     // Pulled into an empty store; the second tag links the same blob, no second copy.
     let cache = tempfile::tempdir().unwrap();
@@ -1018,5 +1018,62 @@ fn a_moved_tag_is_pulled_again_and_a_stored_tag_works_without_the_registry() {
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("using the stored copy"),
         "asked the registry although offline"
+    );
+}
+
+#[test]
+fn a_push_mounts_blobs_from_the_repositories_they_were_pulled_from() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_dir = cache.to_str().unwrap();
+    let (a, b) = (
+        registry.reference("team-a/smollm2:v1"),
+        registry.reference("team-b/smollm2:v1"),
+    );
+    let gguf_str = gguf.to_str().unwrap();
+    let (ok, _, err) = kaito(&["model", "package", "--model", gguf_str, "--push", &a]);
+    assert!(ok && err.contains("2 blobs uploaded"), "{err}");
+    // Pulled from team-a into this machine's store: a push of the same weights to team-b mounts
+    // the weights layer (only the small config goes up; the registry's config blob is new to
+    // team-b's repository too, but this store does not know where it lives).
+    let (ok, _, err) = kaito(&["pull", &a, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        &a,
+        "--push",
+        &b,
+        "--cache-dir",
+        cache_dir,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("1 blobs uploaded, 1 mounted from other repositories"),
+        "{err}"
+    );
+    // team-b now serves the layer itself.
+    let weights = std::fs::read(&gguf).unwrap();
+    let head = ureq::head(&format!(
+        "{}/v2/team-b/smollm2/blobs/sha256:{}",
+        registry.base(),
+        sha(&weights)
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(head.status(), 200);
+    let (ok, out, err) = kaito(&[
+        "pull",
+        &b,
+        "--cache-dir",
+        dir.path().join("fresh").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(out.lines().last().unwrap().trim()).unwrap(),
+        weights
     );
 }

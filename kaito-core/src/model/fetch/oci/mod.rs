@@ -14,7 +14,7 @@ mod pull;
 mod registry;
 
 pub use credentials::Credentials;
-pub use package::{package, Packaged};
+pub use package::{package, Packaged, PushReport};
 pub use pull::OciArtifact;
 
 /// The registries to speak plain HTTP to besides this machine's: `$KAITO_INSECURE_REGISTRIES`.
@@ -25,4 +25,28 @@ pub fn insecure_registries() -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// For each blob the model store holds from `registry` (`HOST[:PORT]`), the repositories of that
+/// registry it was pulled from: where a push to the same registry can mount it from
+/// ([`Packaged::push`]).
+pub fn stored_repositories(
+    store: &crate::model::store::ModelStore,
+    registry: &str,
+) -> crate::error::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let prefix = format!("oci/{registry}/");
+    let mut out = std::collections::BTreeMap::new();
+    for entry in store.entries()? {
+        let repos: Vec<String> = entry
+            .keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split([':', '@']).next())
+            .map(str::to_owned)
+            .collect();
+        if !repos.is_empty() {
+            out.insert(entry.digest, repos);
+        }
+    }
+    Ok(out)
 }

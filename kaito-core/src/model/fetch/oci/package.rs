@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::credentials::Credentials;
 use super::media::{self, Descriptor, Manifest};
-use super::registry::Registry;
+use super::registry::{BlobPush, Registry};
 use crate::error::{Error, Result};
 use crate::model::{sha256_file, ModelInfo, OciReference};
 
@@ -159,31 +159,51 @@ impl Packaged {
         )
     }
 
-    /// Pushes the artifact to `reference` (its tag, `latest` if none): the blobs the registry
-    /// lacks, then the manifest. Returns how many blobs were uploaded.
-    pub fn push(&self, reference: &OciReference, insecure: bool) -> Result<usize> {
+    /// Pushes the artifact to `reference` (its tag, `latest` if none): the blobs the repository
+    /// lacks — mounted from another repository of the same registry when `mount_from` names
+    /// ones that hold that digest (`sha256:HEX` → repositories), else uploaded — then the
+    /// manifest.
+    pub fn push(
+        &self,
+        reference: &OciReference,
+        insecure: bool,
+        mount_from: &BTreeMap<String, Vec<String>>,
+    ) -> Result<PushReport> {
         let tag = reference.tag.as_deref().unwrap_or("latest");
         let registry = Registry::new(reference, insecure, Credentials::find(&reference.registry)?);
-        let mut uploaded = 0;
+        let mut report = PushReport::default();
+        let mut count = |done: BlobPush| match done {
+            BlobPush::Uploaded => report.uploaded += 1,
+            BlobPush::Mounted => report.mounted += 1,
+            BlobPush::Present => {}
+        };
+        let none = Vec::new();
         for (layer, path) in &self.layers {
             let path = path.clone();
             let open =
                 move || -> std::io::Result<Box<dyn Read>> { Ok(Box::new(fs::File::open(&path)?)) };
-            if registry.push_blob(&layer.digest, layer.size, &open)? {
-                uploaded += 1;
-            }
+            let from = mount_from.get(&layer.digest).unwrap_or(&none);
+            count(registry.push_blob(&layer.digest, layer.size, &open, from)?);
         }
         let config = self.config.clone();
         let config_digest = format!("sha256:{:x}", Sha256::digest(&config));
         let open = move || -> std::io::Result<Box<dyn Read>> {
             Ok(Box::new(std::io::Cursor::new(config.clone())))
         };
-        if registry.push_blob(&config_digest, self.config.len() as u64, &open)? {
-            uploaded += 1;
-        }
+        let from = mount_from.get(&config_digest).unwrap_or(&none);
+        count(registry.push_blob(&config_digest, self.config.len() as u64, &open, from)?);
         registry.push_manifest(tag, &self.manifest, media::OCI_MANIFEST)?;
-        Ok(uploaded)
+        Ok(report)
     }
+}
+
+/// What [`Packaged::push`] sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs mounted from another repository of the registry (no bytes sent).
+    pub mounted: usize,
 }
 
 #[cfg(test)]

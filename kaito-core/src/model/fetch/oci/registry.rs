@@ -265,25 +265,46 @@ impl Registry {
         Ok(response.status().is_success())
     }
 
-    /// Uploads `size` bytes that `open` reads as blob `digest` (one monolithic PUT after opening
-    /// a session), unless the registry has it. Returns whether it uploaded.
+    /// Brings blob `digest` into this repository: nothing when the registry has it here, a
+    /// cross-repository mount from the first of `mount_from` (repositories of the same registry
+    /// that hold it) that the registry accepts, else an upload of the `size` bytes `open` reads
+    /// (one monolithic PUT after opening a session).
     pub(crate) fn push_blob(
         &self,
         digest: &str,
         size: u64,
         open: &dyn Fn() -> std::io::Result<Box<dyn Read>>,
-    ) -> Result<bool> {
+        mount_from: &[String],
+    ) -> Result<BlobPush> {
         if self.has_blob(digest)? {
-            return Ok(false);
+            return Ok(BlobPush::Present);
         }
-        let start = self.url("blobs/uploads/");
-        let response = self.send("starting an upload", &start, "pull,push", |auth| {
-            let mut request = self.agent.post(&start).header("Content-Length", "0");
-            if let Some(auth) = auth {
-                request = request.header("Authorization", auth);
+        let mut session = None;
+        for from in mount_from.iter().filter(|f| **f != self.repository) {
+            let url = self.url(&format!(
+                "blobs/uploads/?mount={}&from={}",
+                encode(digest),
+                encode(from)
+            ));
+            let response = self.start_upload(&url)?;
+            match response.status().as_u16() {
+                201 => return Ok(BlobPush::Mounted),
+                // The registry opened an upload instead (it cannot mount from there): use it.
+                202 => {
+                    session = Some((url, response));
+                    break;
+                }
+                _ => return Err(status_error(response, &url)),
             }
-            request.send_empty()
-        })?;
+        }
+        let (start, response) = match session {
+            Some(opened) => opened,
+            None => {
+                let start = self.url("blobs/uploads/");
+                let response = self.start_upload(&start)?;
+                (start, response)
+            }
+        };
         if response.status().as_u16() != 202 {
             return Err(status_error(response, &start));
         }
@@ -309,7 +330,18 @@ impl Registry {
         if response.status().as_u16() != 201 {
             return Err(status_error(response, &put));
         }
-        Ok(true)
+        Ok(BlobPush::Uploaded)
+    }
+
+    /// `POST url` (an upload session, or a mount).
+    fn start_upload(&self, url: &str) -> Result<Response<Body>> {
+        self.send("starting an upload", url, "pull,push", |auth| {
+            let mut request = self.agent.post(url).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send_empty()
+        })
     }
 
     /// Puts `bytes` as the manifest tagged `tag`.
@@ -327,6 +359,17 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// What [`Registry::push_blob`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlobPush {
+    /// The repository had it.
+    Present,
+    /// Mounted from another repository of the registry: no bytes sent.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
 }
 
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
