@@ -477,6 +477,49 @@ fn bad_references_missing_tags_dead_registries_and_corrupt_layers_are_clear_erro
         &["cannot reach the registry"],
     );
 
+    // A host no resolver knows (`.invalid` is reserved for that).
+    fails(
+        &[
+            "pull",
+            "oci://no-such-registry.invalid/m:t",
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["cannot reach the registry `no-such-registry.invalid`"],
+    );
+
+    // An index whose entries are all images for other platforms: nothing to choose.
+    let config = registry.push_blob("multi/arch", b"{}");
+    let image = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": []});
+    registry.push_manifest(
+        "multi/arch",
+        "arm",
+        &image,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let image_bytes = serde_json::to_vec(&image).unwrap();
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", sha(&image_bytes)), "size": image_bytes.len(),
+            "platform": {"os": "linux", "architecture": "arm64"}}]});
+    registry.push_manifest(
+        "multi/arch",
+        "v1",
+        &index,
+        "application/vnd.oci.image.index.v1+json",
+    );
+    fails(
+        &[
+            "pull",
+            &registry.reference("multi/arch:v1"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        &["the index has no usable entry (1 entries"],
+    );
+
     // An artifact with nothing kaito serves: the media types it has are named.
     let blob = registry.push_blob("odd/thing", b"not a model");
     let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
