@@ -234,7 +234,7 @@ impl ModelStore {
         let found = read_json::<Ref>(&self.ref_path(key))?;
         let blob = self.blob_path(&found.sha256);
         let meta = fs::metadata(&blob).ok()?;
-        (meta.is_file() && meta.len() == found.size).then(|| TierHit {
+        (meta.is_file() && meta.len() == found.size).then_some(TierHit {
             blob,
             file: found.file,
             sha256: found.sha256,

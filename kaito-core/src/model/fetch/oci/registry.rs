@@ -267,7 +267,7 @@ impl Registry {
 
     /// Brings blob `digest` into this repository: nothing when the registry has it here, a
     /// cross-repository mount from the first of `mount_from` (repositories of the same registry
-    /// that hold it) that the registry accepts, else an upload of the `size` bytes `open` reads
+    /// that hold it) when the registry accepts it, else an upload of the `size` bytes `open` reads
     /// (one monolithic PUT after opening a session).
     pub(crate) fn push_blob(
         &self,
@@ -279,8 +279,10 @@ impl Registry {
         if self.has_blob(digest)? {
             return Ok(BlobPush::Present);
         }
+        // One mount attempt: a registry that cannot mount opens an upload session instead (202),
+        // which the upload below uses.
         let mut session = None;
-        for from in mount_from.iter().filter(|f| **f != self.repository) {
+        if let Some(from) = mount_from.iter().find(|f| **f != self.repository) {
             let url = self.url(&format!(
                 "blobs/uploads/?mount={}&from={}",
                 encode(digest),
@@ -289,11 +291,7 @@ impl Registry {
             let response = self.start_upload(&url)?;
             match response.status().as_u16() {
                 201 => return Ok(BlobPush::Mounted),
-                // The registry opened an upload instead (it cannot mount from there): use it.
-                202 => {
-                    session = Some((url, response));
-                    break;
-                }
+                202 => session = Some((url, response)),
                 _ => return Err(status_error(response, &url)),
             }
         }
