@@ -108,6 +108,14 @@ pub struct ModelArgs {
     /// (llama-cpp engine; default 128, 0 turns it off).
     #[arg(long, value_name = "MIB")]
     pub prefix_cache_mib: Option<u32>,
+    /// The model cache.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where models are stored and how much may stay there (serve, chat, generate, pull).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
     /// Model cache directory (default: $KAITO_CACHE_DIR, $XDG_CACHE_HOME/kaito or ~/.cache/kaito).
     #[arg(long, env = "KAITO_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -124,6 +132,18 @@ pub struct ModelArgs {
         value_delimiter = ':'
     )]
     pub cache_tiers: Vec<PathBuf>,
+}
+
+impl StoreArgs {
+    /// `options` with these settings.
+    fn apply(&self, options: LoadOptions) -> LoadOptions {
+        LoadOptions {
+            cache_dir: self.cache_dir.clone(),
+            cache_max_gib: self.cache_max_gib,
+            cache_tiers: self.cache_tiers.clone(),
+            ..options
+        }
+    }
 }
 
 /// `kaito serve`.
@@ -183,22 +203,9 @@ pub struct PullArgs {
     /// A preset name, `hf:ORG/REPO/FILE.gguf` or `oci://HOST[:PORT]/REPO[:TAG]`. Default:
     /// smollm2-135m-instruct.
     pub model: Option<String>,
-    /// Model cache directory.
-    #[arg(long, env = "KAITO_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Most the model cache may hold (GiB): after pulling, least recently used models that no
-    /// process holds are evicted; a larger model is refused.
-    #[arg(long, env = "KAITO_CACHE_MAX_GIB", value_name = "GIB")]
-    pub cache_max_gib: Option<f64>,
-    /// A read-only model store searched before the network (repeatable; e.g. a shared volume):
-    /// a hit is hard-linked into the cache, or copied from another file system.
-    #[arg(
-        long = "cache-tier",
-        value_name = "DIR",
-        env = "KAITO_CACHE_TIERS",
-        value_delimiter = ':'
-    )]
-    pub cache_tiers: Vec<PathBuf>,
+    /// The model cache.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// After pulling, keep holding the model until SIGTERM or Ctrl-C, so that no
     /// `kaito cache prune` (in any process) evicts it: what a preheat DaemonSet runs.
     #[arg(long)]
@@ -208,13 +215,10 @@ pub struct PullArgs {
 impl PullArgs {
     /// The model to fetch, as load options.
     pub fn load_options(&self) -> LoadOptions {
-        LoadOptions {
+        self.store.apply(LoadOptions {
             model: self.model.clone(),
-            cache_dir: self.cache_dir.clone(),
-            cache_max_gib: self.cache_max_gib,
-            cache_tiers: self.cache_tiers.clone(),
             ..LoadOptions::default()
-        }
+        })
     }
 }
 
@@ -231,13 +235,10 @@ impl ModelArgs {
             }
             (_, None) => None,
         };
-        Ok(LoadOptions {
+        Ok(self.store.apply(LoadOptions {
             model: self.model.clone(),
             workspace,
             served_name: served_name.map(str::to_owned),
-            cache_dir: self.cache_dir.clone(),
-            cache_max_gib: self.cache_max_gib,
-            cache_tiers: self.cache_tiers.clone(),
             backend: self.backend.clone(),
             threads: self.threads,
             ctx_size: self.ctx_size,
@@ -249,7 +250,8 @@ impl ModelArgs {
             device: self.device.clone(),
             dtype: self.dtype.clone(),
             quantization: self.quantization.clone(),
-        })
+            ..LoadOptions::default()
+        }))
     }
 }
 

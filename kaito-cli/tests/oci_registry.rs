@@ -544,15 +544,7 @@ fn bad_references_missing_tags_dead_registries_and_corrupt_layers_are_clear_erro
     // A layer whose stored bytes no longer match its digest: refused, naming the layer, and
     // nothing half-written stays in the store.
     let weights = std::fs::read(model_path()).unwrap();
-    let (ok, _, err) = kaito(&[
-        "model",
-        "package",
-        "--model",
-        model_path().to_str().unwrap(),
-        "--push",
-        &registry.reference("broken:v1"),
-    ]);
-    assert!(ok, "{err}");
+    push_model(&model_path(), &registry.reference("broken:v1"));
     let digest = format!("sha256:{}", sha(&weights));
     let stored = registry.blob_file(&digest);
     let mut bytes = Vec::new();
@@ -574,6 +566,19 @@ fn bad_references_missing_tags_dead_registries_and_corrupt_layers_are_clear_erro
     );
     assert!(files_ending(cache.path(), ".part").is_empty());
     assert!(files_ending(&cache.path().join("blobs"), "").is_empty());
+}
+
+/// `kaito model package --model FILE --push REFERENCE`, which must succeed.
+fn push_model(file: &Path, reference: &str) {
+    let (ok, _, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        file.to_str().unwrap(),
+        "--push",
+        reference,
+    ]);
+    assert!(ok, "{err}");
 }
 
 /// A docker config file with `auths` for `registry` (user name and password in the clear).
@@ -747,17 +752,8 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
     bytes.push(0);
     std::fs::write(&other, &bytes).unwrap();
     let (a, b) = (registry.reference("a:v1"), registry.reference("b:v1"));
-    for (file, reference) in [(gguf.as_path(), &a), (other.as_path(), &b)] {
-        let (ok, _, err) = kaito(&[
-            "model",
-            "package",
-            "--model",
-            file.to_str().unwrap(),
-            "--push",
-            reference,
-        ]);
-        assert!(ok, "{err}");
-    }
+    push_model(&gguf, &a);
+    push_model(&other, &b);
     let cache = dir.path().join("cache");
     let cache_dir = cache.to_str().unwrap();
     let gib = |times: f64| format!("{}", size as f64 * times / (1u64 << 30) as f64);
@@ -835,15 +831,7 @@ fn an_interrupted_pull_resumes_and_a_full_disk_leaves_nothing_behind() {
     let gguf = model_path();
     let weights = std::fs::read(&gguf).unwrap();
     let reference = registry.reference("smollm2:q4");
-    let (ok, _, err) = kaito(&[
-        "model",
-        "package",
-        "--model",
-        gguf.to_str().unwrap(),
-        "--push",
-        &reference,
-    ]);
-    assert!(ok, "{err}");
+    push_model(&gguf, &reference);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let cache_dir = cache.to_str().unwrap();
@@ -944,15 +932,7 @@ fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
     let gguf = model_path();
     let weights = std::fs::read(&gguf).unwrap();
     let reference = registry.reference("smollm2:q4");
-    let (ok, _, err) = kaito(&[
-        "model",
-        "package",
-        "--model",
-        gguf.to_str().unwrap(),
-        "--push",
-        &reference,
-    ]);
-    assert!(ok, "{err}");
+    push_model(&gguf, &reference);
     let dir = tempfile::tempdir().unwrap();
     // The shared tier: a model store another machine filled.
     let tier = dir.path().join("tier");
@@ -1019,17 +999,7 @@ fn a_moved_tag_is_pulled_again_and_a_stored_tag_works_without_the_registry() {
     let reference = registry.reference("m:latest");
     let cache = dir.path().join("cache");
     let cache_dir = cache.to_str().unwrap();
-    let push = |file: &Path| {
-        let (ok, _, err) = kaito(&[
-            "model",
-            "package",
-            "--model",
-            file.to_str().unwrap(),
-            "--push",
-            &reference,
-        ]);
-        assert!(ok, "{err}");
-    };
+    let push = |file: &Path| push_model(file, &reference);
     let pull = || {
         let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
         assert!(ok, "{err}");
