@@ -984,6 +984,36 @@ fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
         list.contains("1 models") && list.contains("smollm2:q4"),
         "{list}"
     );
+    // A tier on another file system (a tmpfs in a user namespace; skipped where that cannot be
+    // mounted) is copied, not linked, and the log says so.
+    let other_fs = dir.path().join("other-fs");
+    let local2 = dir.path().join("local2");
+    std::fs::create_dir(&other_fs).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=256m tmpfs '{fs}' || exit 97; cp -a '{tier}' '{fs}/tier' || exit 98; '{KAITO}' pull '{reference}' --cache-dir '{local}' --cache-tier '{fs}/tier'",
+        fs = other_fs.display(),
+        tier = tier.display(),
+        local = local2.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(97) || stderr.starts_with("unshare:") {
+        eprintln!("NOTICE: cannot mount a tmpfs in a user namespace here; the copy case is skipped: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("copied into the model store"), "{stderr}");
+    let pulled = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    );
+    assert_eq!(std::fs::read(&pulled).unwrap(), weights);
 }
 
 #[test]

@@ -622,3 +622,69 @@ async fn inferenceset_without_keda_reports_it_and_still_scales() {
         "vllm:num_requests_waiting"
     );
 }
+
+#[tokio::test]
+async fn a_preheated_oci_workspace_applies_its_daemon_set_and_reports_model_cached() {
+    let mut v = serde_json::to_value(smol(true)).unwrap();
+    v["metadata"]["annotations"] = json!({"kaito.sh/preheat": "true"});
+    v["inference"] = json!({"model": {"source": "oci://registry.example.com/models/smollm2:q4",
+                                      "preset": "smollm2-135m-instruct"}});
+    let ws: Workspace = serde_json::from_value(v).unwrap();
+    let preheat = "/apis/apps/v1/namespaces/default/daemonsets/smol-preheat";
+    let mut paths = child_paths();
+    paths.insert(1, preheat.to_owned());
+    let mut steps = vec![step("GET", "/api/v1/nodes", 200, ready_nodes())];
+    for p in &paths {
+        steps.push(step("GET", p, 404, not_found()));
+        steps.push(step("PATCH", p, 200, None));
+    }
+    // One of the two matching nodes has pulled the model.
+    steps.push(step(
+        "GET",
+        preheat,
+        200,
+        Some(json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "smol-preheat", "namespace": "default"},
+            "status": {"numberReady": 1, "desiredNumberScheduled": 2,
+                       "currentNumberScheduled": 2, "numberMisscheduled": 0}})),
+    ));
+    steps.push(step(
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        200,
+        empty_list("PodList"),
+    ));
+    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
+    steps.push(step(
+        "PATCH",
+        &format!("{WS_PATH}/status"),
+        200,
+        Some(serde_json::to_value(smol(true)).unwrap()),
+    ));
+    let ws = Arc::new(ws);
+    let (result, seen, _) = run(steps, |ctx| workspace::reconcile(ws, ctx)).await;
+    result.unwrap();
+    let applied = seen
+        .iter()
+        .find(|s| s.method == "PATCH" && s.path == preheat)
+        .unwrap();
+    assert_eq!(applied.body["kind"], "DaemonSet");
+    assert_eq!(
+        applied.body["metadata"]["ownerReferences"][0]["uid"],
+        "uid-1"
+    );
+    let status = &seen.last().unwrap().body["status"];
+    let cached = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ModelCached")
+        .cloned()
+        .unwrap();
+    assert_eq!(cached["status"], "False");
+    assert_eq!(cached["reason"], "Pulling");
+    assert_eq!(
+        cached["message"],
+        "1 of 2 nodes have the model in their cache"
+    );
+}
