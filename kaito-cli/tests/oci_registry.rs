@@ -804,6 +804,19 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
     let list = listed();
     assert!(list.contains("1 models") && list.contains("a:v1"), "{list}");
 
+    // A file outside the store does not count against the limit (the store is still pruned).
+    let (ok, _, err) = kaito(&[
+        "pull",
+        gguf.to_str().unwrap(),
+        "--cache-dir",
+        cache_dir,
+        "--cache-max-gib",
+        &gib(0.1),
+    ]);
+    assert!(ok, "{err}");
+    let list = listed();
+    assert!(list.contains("0 models"), "{list}");
+
     // A limit that is no size at all.
     let (ok, _, err) = kaito(&["pull", &a, "--cache-dir", cache_dir, "--cache-max-gib", "0"]);
     assert!(

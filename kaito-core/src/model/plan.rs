@@ -251,8 +251,8 @@ impl LoadPlan {
     }
 
     /// Evicts what the store may lose until it holds at most `max` bytes, keeping `stored`
-    /// (held); refuses a model that alone is larger than `max`, and evicts it unless another
-    /// process serves it.
+    /// (held); refuses a stored model that alone is larger than `max`, and evicts it unless
+    /// another process serves it. A local path outside the store only triggers the eviction.
     #[cfg(feature = "fetch")]
     fn keep_under(
         &self,
@@ -261,7 +261,9 @@ impl LoadPlan {
     ) -> Result<super::store::StoredModel> {
         let store = super::store::ModelStore::new(self.cache_dir.clone());
         let gib = |bytes: u64| format!("{:.2} GiB", bytes as f64 / GIB);
-        if stored.size > max {
+        // A local path is not in the store: it does not count against the limit.
+        let in_store = stored.hold.is_some();
+        if in_store && stored.size > max {
             let size = stored.size;
             drop(stored);
             store.prune(max)?;
