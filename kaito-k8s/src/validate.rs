@@ -190,20 +190,12 @@ fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Optio
             ));
         }
     }
-    if let Some(v) = ws.annotation(keys::PREHEAT) {
-        let path = format!("metadata.annotations[{}]", keys::PREHEAT);
-        if !matches!(v, "true" | "false") {
-            p.push(Error::invalid(
-                &path,
-                format!("`{v}` is not `true` or `false`"),
-            ));
-        } else if v == "true" && ws.oci_model().is_none() {
-            p.push(Error::invalid(
-                path,
-                "preheating pulls an `oci://` model into the node cache; set inference.model.source to an oci:// reference",
-            ));
-        }
-    }
+    preheat(
+        ws.annotation(keys::PREHEAT),
+        ws.oci_model().is_some(),
+        "inference.model.source",
+        &mut p,
+    );
     let Some(inf) = &ws.inference else {
         return size(ws, facts, p);
     };
@@ -247,17 +239,15 @@ fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Optio
                 ));
             }
         }
-        if let Some(source) = inf.model.as_ref().map(|x| &x.source) {
-            if source.starts_with("oci://") {
-                if let Err(e) = kaito_core::model::OciReference::parse(source) {
-                    p.push(Error::invalid("inference.model.source", e.to_string()));
-                }
-                if m.runtime != catalogue::Runtime::Kaito {
-                    p.push(Error::invalid(
-                        "inference.model.preset",
-                        format!("`oci://` models are served by the kaito runtime, which serves GGUF presets; `{}` needs vLLM", m.name),
-                    ));
-                }
+        if let Some(oci) = ws.oci_model() {
+            if let Err(e) = kaito_core::model::OciReference::parse(&oci.source) {
+                p.push(Error::invalid("inference.model.source", e.to_string()));
+            }
+            if m.runtime != catalogue::Runtime::Kaito {
+                p.push(Error::invalid(
+                    "inference.model.preset",
+                    format!("`oci://` models are served by the kaito runtime, which serves GGUF presets; `{}` needs vLLM", m.name),
+                ));
             }
         }
         if m.runtime == catalogue::Runtime::Kaito && !inf.adapters.is_empty() {
@@ -268,6 +258,21 @@ fn problems_and_size(ws: &Workspace, facts: &ClusterFacts) -> (Vec<Error>, Optio
         }
     }
     size(ws, facts, p)
+}
+
+/// The `kaito.sh/preheat` annotation's rules: `true` or `false`, and `true` only for an `oci://`
+/// model (`source_path` names where that model goes).
+fn preheat(value: Option<&str>, has_oci_model: bool, source_path: &str, p: &mut Vec<Error>) {
+    let path = format!("metadata.annotations[{}]", keys::PREHEAT);
+    match value {
+        None | Some("false") => {}
+        Some("true") if has_oci_model => {}
+        Some("true") => p.push(Error::invalid(
+            path,
+            format!("preheating pulls an `oci://` model into the node cache; set {source_path} to an oci:// reference"),
+        )),
+        Some(v) => p.push(Error::invalid(path, format!("`{v}` is not `true` or `false`"))),
+    }
 }
 
 /// Reads the vLLM settings and estimates: what rendering needs (problems are added to `p`).
@@ -303,20 +308,12 @@ pub fn inferenceset(set: &InferenceSet, facts: &ClusterFacts) -> Vec<Error> {
         return p;
     }
     let child = crate::crd::child_workspace(set, 0);
-    if let Some(v) = set.annotation(keys::PREHEAT) {
-        let path = format!("metadata.annotations[{}]", keys::PREHEAT);
-        if !matches!(v, "true" | "false") {
-            p.push(Error::invalid(
-                path,
-                format!("`{v}` is not `true` or `false`"),
-            ));
-        } else if v == "true" && child.oci_model().is_none() {
-            p.push(Error::invalid(
-                path,
-                "preheating pulls an `oci://` model into the node cache; set spec.template.inference.model.source to an oci:// reference",
-            ));
-        }
-    }
+    preheat(
+        set.annotation(keys::PREHEAT),
+        child.oci_model().is_some(),
+        "spec.template.inference.model.source",
+        &mut p,
+    );
     for e in workspace(&child, facts) {
         p.push(match e {
             // The child's name is derived from the set's, checked above.

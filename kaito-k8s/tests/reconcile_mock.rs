@@ -174,11 +174,18 @@ fn empty_list(kind: &str) -> Option<Value> {
 }
 
 fn first_reconcile_steps() -> Vec<Step> {
+    reconcile_steps(&child_paths(), Vec::new())
+}
+
+/// A first reconcile of a finalized Workspace whose children are at `paths` (each created),
+/// with `after_children` between the children and the pod list.
+fn reconcile_steps(paths: &[String], after_children: Vec<Step>) -> Vec<Step> {
     let mut steps = vec![step("GET", "/api/v1/nodes", 200, ready_nodes())];
-    for p in child_paths() {
-        steps.push(step("GET", &p, 404, not_found()));
-        steps.push(step("PATCH", &p, 200, None));
+    for p in paths {
+        steps.push(step("GET", p, 404, not_found()));
+        steps.push(step("PATCH", p, 200, None));
     }
+    steps.extend(after_children);
     steps.push(step(
         "GET",
         "/api/v1/namespaces/default/pods",
@@ -633,13 +640,8 @@ async fn a_preheated_oci_workspace_applies_its_daemon_set_and_reports_model_cach
     let preheat = "/apis/apps/v1/namespaces/default/daemonsets/smol-preheat";
     let mut paths = child_paths();
     paths.insert(1, preheat.to_owned());
-    let mut steps = vec![step("GET", "/api/v1/nodes", 200, ready_nodes())];
-    for p in &paths {
-        steps.push(step("GET", p, 404, not_found()));
-        steps.push(step("PATCH", p, 200, None));
-    }
     // One of the two matching nodes has pulled the model.
-    steps.push(step(
+    let daemon_set = step(
         "GET",
         preheat,
         200,
@@ -647,20 +649,8 @@ async fn a_preheated_oci_workspace_applies_its_daemon_set_and_reports_model_cach
             "metadata": {"name": "smol-preheat", "namespace": "default"},
             "status": {"numberReady": 1, "desiredNumberScheduled": 2,
                        "currentNumberScheduled": 2, "numberMisscheduled": 0}})),
-    ));
-    steps.push(step(
-        "GET",
-        "/api/v1/namespaces/default/pods",
-        200,
-        empty_list("PodList"),
-    ));
-    steps.push(step("GET", QUOTAS, 200, empty_list("ResourceQuotaList")));
-    steps.push(step(
-        "PATCH",
-        &format!("{WS_PATH}/status"),
-        200,
-        Some(serde_json::to_value(smol(true)).unwrap()),
-    ));
+    );
+    let steps = reconcile_steps(&paths, vec![daemon_set]);
     let ws = Arc::new(ws);
     let (result, seen, _) = run(steps, |ctx| workspace::reconcile(ws, ctx)).await;
     result.unwrap();

@@ -94,16 +94,7 @@ async fn apply(set: &InferenceSet, ctx: &Context) -> Result<Action> {
             with_type(serde_json::to_value(ds)?, "apps/v1", "DaemonSet"),
         )
         .await?;
-        let ds_name = ds.metadata.name.clone().unwrap_or_default();
-        set_model_cached(
-            ctx,
-            set.namespace(),
-            &ds_name,
-            &mut status.conditions,
-            generation,
-            &now,
-        )
-        .await?;
+        set_model_cached(ctx, ds, &mut status.conditions, generation, &now).await?;
     }
     let desired = set.replicas().max(0);
     for ws in &rendered.workspaces {

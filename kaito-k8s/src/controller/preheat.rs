@@ -9,15 +9,17 @@ use super::Context;
 use crate::crd::conditions::MODEL_CACHED;
 use crate::error::Result;
 
-/// Reads the DaemonSet `name` in `namespace` and sets `ModelCached` from it ("N of M nodes").
+/// Reads the live state of the rendered DaemonSet `preheat` and sets `ModelCached` from it
+/// ("N of M nodes").
 pub(crate) async fn set_model_cached(
     ctx: &Context,
-    namespace: &str,
-    name: &str,
+    preheat: &DaemonSet,
     conditions: &mut Vec<Condition>,
     generation: Option<i64>,
     now: &str,
 ) -> Result<()> {
+    let name = preheat.metadata.name.as_deref().unwrap_or_default();
+    let namespace = preheat.metadata.namespace.as_deref().unwrap_or("default");
     let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), namespace);
     let (ok, reason, message) = match api.get_opt(name).await? {
         Some(ds) => model_cached(&ds),

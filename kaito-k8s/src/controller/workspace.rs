@@ -349,16 +349,7 @@ async fn apply(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action> {
         }
     }
     if let Some(ds) = &rendered.preheat {
-        let ds_name = ds.metadata.name.clone().unwrap_or_default();
-        set_model_cached(
-            &ctx,
-            &ns,
-            &ds_name,
-            &mut status.conditions,
-            generation,
-            &now,
-        )
-        .await?;
+        set_model_cached(&ctx, ds, &mut status.conditions, generation, &now).await?;
     }
     set_condition(
         &mut status.conditions,

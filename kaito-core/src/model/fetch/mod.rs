@@ -171,9 +171,16 @@ pub fn fetch(source: &ModelSource, options: &FetchOptions) -> Result<StoredModel
             source.check_local()?;
             Ok(StoredModel::local(path.clone()))
         }
+        (None, ModelSource::Oci(reference)) => Err(crate::error::Error::spec(
+            "model",
+            format!("`{reference}`: this build has no OCI support (kaito-core feature `oci`)"),
+        )),
         (None, other) => Err(crate::error::Error::spec(
             "model",
-            format!("`{other:?}`: this build has no OCI support (kaito-core feature `oci`)"),
+            format!(
+                "`{}`: this build cannot fetch it",
+                other.default_served_name()
+            ),
         )),
     }
 }
