@@ -204,7 +204,10 @@ fn from_tiers(
             continue;
         };
         if let Some(expected) = &options.expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&hit.sha256) {
+            if !hit
+                .single_sha256()
+                .is_some_and(|sha| expected.eq_ignore_ascii_case(sha))
+            {
                 continue;
             }
         }

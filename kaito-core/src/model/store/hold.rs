@@ -14,43 +14,63 @@ use crate::error::{Error, Result};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// Keeps one blob of a [`ModelStore`](super::ModelStore) from eviction while it lives.
+/// Keeps blobs of a [`ModelStore`](super::ModelStore) from eviction while it lives.
 pub struct Hold {
-    marker: PathBuf,
+    markers: Vec<PathBuf>,
     _heartbeat: Heartbeat,
 }
 
 impl std::fmt::Debug for Hold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Hold").field(&self.marker).finish()
+        f.debug_tuple("Hold").field(&self.markers).finish()
     }
 }
 
 impl Hold {
-    /// Holds the blob with sha256 `hex` in the store at `root`.
-    pub(super) fn take(root: &Path, hex: &str) -> Result<Self> {
-        let dir = root.join("held").join(hex);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    /// Holds the blobs with sha256 `hexes` in the store at `root`.
+    pub(super) fn take(root: &Path, hexes: &[&str]) -> Result<Self> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let marker = dir.join(format!("{}-{}-{n}", host(), std::process::id()));
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&marker)
-            .map_err(|e| Error::io(format!("cannot create {}", marker.display()), e))?;
+        let name = format!("{}-{}-{n}", host(), std::process::id());
+        let mut markers: Vec<PathBuf> = Vec::with_capacity(hexes.len());
+        for hex in hexes {
+            let dir = root.join("held").join(hex);
+            let marker = dir.join(&name);
+            if markers.contains(&marker) {
+                continue;
+            }
+            let made = fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&marker)
+                        .map_err(|e| Error::io(format!("cannot create {}", marker.display()), e))
+                });
+            if let Err(e) = made {
+                release(&markers);
+                return Err(e);
+            }
+            markers.push(marker);
+        }
         Ok(Self {
-            _heartbeat: Heartbeat::start(marker.clone()),
-            marker,
+            _heartbeat: Heartbeat::start(markers.clone()),
+            markers,
         })
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.marker);
-        if let Some(dir) = self.marker.parent() {
+        release(&self.markers);
+    }
+}
+
+fn release(markers: &[PathBuf]) {
+    for marker in markers {
+        let _ = fs::remove_file(marker);
+        if let Some(dir) = marker.parent() {
             // Succeeds only when no other hold is left.
             let _ = fs::remove_dir(dir);
         }

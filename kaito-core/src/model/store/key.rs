@@ -46,6 +46,23 @@ pub(super) fn plain_file_name(file: &str) -> Result<&str> {
     Ok(name)
 }
 
+/// The components of `path`, a relative path inside a model directory: each a usable file name
+/// (no empty, `.` or `..` component, no backslash), not absolute.
+pub(super) fn relative_path(path: &str) -> Result<Vec<&str>> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let bad = path.starts_with('/')
+        || parts
+            .iter()
+            .any(|c| c.is_empty() || *c == "." || *c == ".." || c.contains('\\'));
+    if bad {
+        return Err(Error::spec(
+            "model",
+            format!("`{path}` is not a relative path inside the model's directory"),
+        ));
+    }
+    Ok(parts)
+}
+
 /// `path` with `suffix` appended to its file name (`model.gguf` → `model.gguf.sha256`).
 pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(OsString::from).unwrap_or_default();
@@ -69,6 +86,10 @@ mod tests {
         assert!(file_name("..").starts_with("sha256-"));
         assert!(plain_file_name("sub/m.gguf").is_ok_and(|n| n == "m.gguf"));
         assert!(plain_file_name("sub/..").is_err());
+        assert_eq!(relative_path("a/b.json").unwrap(), ["a", "b.json"]);
+        for bad in ["/etc/passwd", "a/../b", "a//b", "./a", ""] {
+            assert!(relative_path(bad).is_err(), "{bad}");
+        }
         assert!(is_sha256_hex(&"ab".repeat(32)));
         assert!(!is_sha256_hex(&"AB".repeat(32)));
     }

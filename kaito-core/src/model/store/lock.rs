@@ -61,7 +61,7 @@ impl Lock {
 
     fn hold(path: PathBuf) -> Self {
         Self {
-            _heartbeat: Heartbeat::start(path.clone()),
+            _heartbeat: Heartbeat::start(vec![path.clone()]),
             path,
         }
     }
@@ -73,7 +73,7 @@ impl Drop for Lock {
     }
 }
 
-/// A thread refreshing a file's modification time every [`HEARTBEAT`] until dropped, so that
+/// A thread refreshing files' modification times every [`HEARTBEAT`] until dropped, so that
 /// other processes can tell a live holder from a dead one ([`is_stale`]).
 pub(super) struct Heartbeat {
     stop: Option<Sender<()>>,
@@ -81,16 +81,18 @@ pub(super) struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub(super) fn start(path: PathBuf) -> Self {
+    pub(super) fn start(paths: Vec<PathBuf>) -> Self {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("kaito-store-heartbeat".to_owned())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
-                    let _ = File::options()
-                        .write(true)
-                        .open(&path)
-                        .and_then(|f| f.set_modified(SystemTime::now()));
+                    for path in &paths {
+                        let _ = File::options()
+                            .write(true)
+                            .open(path)
+                            .and_then(|f| f.set_modified(SystemTime::now()));
+                    }
                 }
             })
             .ok();

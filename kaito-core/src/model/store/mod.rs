@@ -140,16 +140,82 @@ pub struct StoreEntry {
     pub held: bool,
 }
 
-/// What a ref file says.
+/// What a ref file says: one file (`sha256`, `file`, `size`), or several (`files`, with
+/// `primary` naming the one an engine opens; none for a checkpoint directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Ref {
     key: String,
     /// Lowercase hex sha256 of the blob.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     sha256: String,
     /// The file name engines see.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     file: String,
+    #[serde(default)]
     size: u64,
     format: ModelFormat,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<ModelFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary: Option<String>,
+}
+
+impl Ref {
+    /// Whether the ref lists several files.
+    fn is_multi(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// Every file of the model.
+    fn all_files(&self) -> Vec<ModelFile> {
+        if self.is_multi() {
+            self.files.clone()
+        } else {
+            vec![ModelFile {
+                path: self.file.clone(),
+                sha256: self.sha256.clone(),
+                size: self.size,
+            }]
+        }
+    }
+
+    /// Whether one of its files is the blob `hex`.
+    fn names(&self, hex: &str) -> bool {
+        self.sha256 == hex || self.files.iter().any(|f| f.sha256 == hex)
+    }
+
+    /// The snapshot directory's name: the blob's hex for one file, the listing's for several.
+    fn snapshot_name(&self) -> String {
+        if self.is_multi() {
+            listing_hex(&self.files)
+        } else {
+            self.sha256.clone()
+        }
+    }
+}
+
+/// One file of a model made of several (split GGUF shards, a checkpoint directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// Its path inside the model directory (`model-00001-of-00002.safetensors`, `sub/x.json`).
+    pub path: String,
+    /// Lowercase hex sha256 of its bytes.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The sha256 (hex) of a model's listing: one `HEX  PATH` line per file, sorted by path. Two
+/// models with the same files under the same names have the same listing digest.
+pub fn listing_hex(files: &[ModelFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&ModelFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let listing: String = sorted
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256.to_ascii_lowercase(), f.path))
+        .collect();
+    format!("{:x}", Sha256::digest(listing.as_bytes()))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -196,50 +262,87 @@ impl ModelStore {
     }
 
     /// The weights `key` names, held, when they are in the store and, if `expected_sha256` is
-    /// given, have that checksum. Never touches the network.
+    /// given, have that checksum (a model of one file). Never touches the network.
     pub fn lookup(&self, key: &str, expected_sha256: Option<&str>) -> Result<Option<StoredModel>> {
         let expected = expected_sha256.map(str::to_ascii_lowercase);
         let found = match read_json::<Ref>(&self.ref_path(key)) {
-            Some(r) if expected.as_ref().is_none_or(|e| *e == r.sha256) => Some(r),
-            _ => None,
+            Some(r)
+                if expected
+                    .as_ref()
+                    .is_none_or(|e| !r.is_multi() && *e == r.sha256) =>
+            {
+                r
+            }
+            _ => return Ok(None),
         };
-        let Some(found) = found else {
-            return Ok(None);
-        };
+        let files = found.all_files();
         // Hold first, then look: a prune that runs in between sees the hold or leaves no blob.
-        let hold = Hold::take(&self.root, &found.sha256)?;
-        let blob = self.blob_path(&found.sha256);
-        match fs::metadata(&blob) {
-            Ok(meta) if meta.is_file() && meta.len() == found.size => {}
-            _ => {
-                tracing::warn!(key, blob = %blob.display(), "the store's blob is missing or truncated; fetching again");
-                return Ok(None);
+        let hexes: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
+        let hold = Hold::take(&self.root, &hexes)?;
+        for file in &files {
+            let blob = self.blob_path(&file.sha256);
+            match fs::metadata(&blob) {
+                Ok(meta) if meta.is_file() && meta.len() == file.size => {}
+                _ => {
+                    tracing::warn!(key, blob = %blob.display(), "the store's blob is missing or truncated; fetching again");
+                    return Ok(None);
+                }
             }
         }
-        let primary = self.link(&found.sha256, &found.file)?;
-        self.touch(&found.sha256, found.size);
-        Ok(Some(StoredModel {
-            dir: primary.parent().map(Path::to_owned).unwrap_or_default(),
+        self.stored(&found, hold).map(Some)
+    }
+
+    /// The snapshot of `found` (links made where missing), its use recorded.
+    fn stored(&self, found: &Ref, hold: Hold) -> Result<StoredModel> {
+        let files = found.all_files();
+        let snapshot = self.root.join("snapshots").join(found.snapshot_name());
+        for file in &files {
+            self.link(&snapshot, &file.path, &file.sha256)?;
+            self.touch(&file.sha256, file.size);
+        }
+        let primary = match (&found.primary, found.is_multi()) {
+            (_, false) => snapshot.join(&found.file),
+            (Some(p), true) => snapshot.join(p),
+            (None, true) => snapshot.clone(),
+        };
+        Ok(StoredModel {
+            dir: snapshot,
             primary,
-            digest: Some(format!("sha256:{}", found.sha256)),
+            digest: Some(format!("sha256:{}", found.snapshot_name())),
             format: found.format,
-            size: found.size,
+            size: files.iter().map(|f| f.size).sum(),
             hold: Some(hold),
-        }))
+        })
     }
 
     /// What the store holds for `key`, read without writing anything (no hold, no last-use
-    /// record): for a read-only cache tier. `None` when the key or its whole blob is missing.
+    /// record): for a read-only cache tier. `None` when the key or a whole blob is missing.
     pub fn peek(&self, key: &str) -> Option<TierHit> {
         let found = read_json::<Ref>(&self.ref_path(key))?;
-        let blob = self.blob_path(&found.sha256);
-        let meta = fs::metadata(&blob).ok()?;
-        (meta.is_file() && meta.len() == found.size).then_some(TierHit {
-            blob,
-            file: found.file,
-            sha256: found.sha256,
+        let mut files = Vec::new();
+        for file in found.all_files() {
+            let blob = self.blob_path(&file.sha256);
+            let meta = fs::metadata(&blob).ok()?;
+            if !meta.is_file() || meta.len() != file.size {
+                return None;
+            }
+            files.push((blob, file));
+        }
+        Some(TierHit {
+            files,
             format: found.format,
+            primary: if found.is_multi() {
+                found.primary
+            } else {
+                Some(found.file)
+            },
         })
+    }
+
+    /// Whether the store has the blob with sha256 `hex` whole (`size` bytes).
+    pub fn has_blob(&self, hex: &str, size: u64) -> bool {
+        key::is_sha256_hex(hex)
+            && fs::metadata(self.blob_path(hex)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
     /// Takes `key`'s download lock, waiting while another process holds it. `what` names the
@@ -276,7 +379,7 @@ impl ModelStore {
                 last_used,
                 keys: refs
                     .iter()
-                    .filter(|r| r.sha256 == hex)
+                    .filter(|r| r.names(&hex))
                     .map(|r| r.key.clone())
                     .collect(),
                 held: hold::is_held(&self.root, &hex),
@@ -316,16 +419,24 @@ impl ModelStore {
 
     fn remove_blob(&self, entry: &StoreEntry) -> Result<()> {
         let hex = entry.digest.trim_start_matches("sha256:");
+        // The snapshots linking to it: its own, and those of the models of several files that
+        // name it (their other blobs lose their ref and go next).
+        let mut snapshots = vec![hex.to_owned()];
+        for r in self.refs().iter().filter(|r| r.names(hex)) {
+            snapshots.push(r.snapshot_name());
+        }
         for key in &entry.keys {
             remove_file(&self.ref_path(key))?;
         }
-        let snapshot = self.root.join("snapshots").join(hex);
-        if let Err(e) = fs::remove_dir_all(&snapshot) {
-            if e.kind() != ErrorKind::NotFound {
-                return Err(Error::io(
-                    format!("cannot remove {}", snapshot.display()),
-                    e,
-                ));
+        for name in snapshots {
+            let snapshot = self.root.join("snapshots").join(name);
+            if let Err(e) = fs::remove_dir_all(&snapshot) {
+                if e.kind() != ErrorKind::NotFound {
+                    return Err(Error::io(
+                        format!("cannot remove {}", snapshot.display()),
+                        e,
+                    ));
+                }
             }
         }
         remove_file(&self.index_path(hex))?;
@@ -343,19 +454,21 @@ impl ModelStore {
             .collect()
     }
 
-    /// `snapshots/HEX/FILE`, a symlink to the blob, made if missing.
-    fn link(&self, hex: &str, file: &str) -> Result<PathBuf> {
-        let dir = self.root.join("snapshots").join(hex);
-        let link = dir.join(file);
+    /// `SNAPSHOT/PATH`, a symlink to the blob `hex`, made if missing.
+    fn link(&self, snapshot: &Path, path: &str, hex: &str) -> Result<PathBuf> {
+        let parts = key::relative_path(path)?;
+        let link = parts.iter().fold(snapshot.to_owned(), |p, c| p.join(c));
         if fs::symlink_metadata(&link).is_ok() {
             return Ok(link);
         }
-        create_dir(Some(&dir))?;
-        let target = Path::new("..")
-            .join("..")
-            .join("blobs")
-            .join("sha256")
-            .join(hex);
+        create_dir(link.parent())?;
+        // Up from the link's directory to the store root: one step per component, plus the
+        // snapshot's own directory.
+        let mut target = PathBuf::from("..");
+        for _ in &parts {
+            target.push("..");
+        }
+        let target = target.join("blobs").join("sha256").join(hex);
         match symlink(&target, &link) {
             Ok(()) => Ok(link),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(link),
@@ -379,14 +492,32 @@ impl ModelStore {
 /// A key found in another store by [`ModelStore::peek`].
 #[derive(Debug, Clone)]
 pub struct TierHit {
-    /// The blob in that store.
-    pub blob: PathBuf,
-    /// The file name engines see.
-    pub file: String,
-    /// Lowercase hex sha256 the blob should have.
-    pub sha256: String,
+    /// Each file: its blob in that store, and what it should be.
+    pub files: Vec<(PathBuf, ModelFile)>,
     /// Its format.
     pub format: ModelFormat,
+    /// The file an engine opens; `None` for a checkpoint directory.
+    pub primary: Option<String>,
+}
+
+impl TierHit {
+    /// The sha256 of a model of one file.
+    pub fn single_sha256(&self) -> Option<&str> {
+        match self.files.as_slice() {
+            [(_, file)] => Some(&file.sha256),
+            _ => None,
+        }
+    }
+}
+
+/// One file of a model being committed by [`Ingest::commit_files`].
+#[derive(Debug, Clone)]
+pub struct IncomingFile {
+    /// Where its verified bytes are: a download ([`Ingest::part_for`]), or its blob when the
+    /// store already has it.
+    pub from: PathBuf,
+    /// Its path, size and sha256.
+    pub file: ModelFile,
 }
 
 /// How [`Ingest::copy_in`] brought a file in.
@@ -453,36 +584,121 @@ impl Ingest<'_> {
         self.commit_from(&blob, file, &hex, format).map(Ok)
     }
 
-    /// Brings `hit` (a blob of another store, e.g. a read-only cache tier) into this store under
-    /// the key: hard-linked when both are on one file system, else copied; either way its bytes
-    /// are hashed and must match. `Ok(Err(self))` (and nothing left behind) when they do not.
+    /// Where to download the file with sha256 `hex` of a model of several files: kept across
+    /// interruptions so a later attempt resumes.
+    pub fn part_for(&self, hex: &str) -> PathBuf {
+        let short = hex.get(..16).unwrap_or(hex);
+        self.store.tmp_path(&self.key, &format!(".{short}.part"))
+    }
+
+    /// The store this ingest writes to.
+    pub fn store(&self) -> &ModelStore {
+        self.store
+    }
+
+    /// Brings `hit` (the blobs of another store, e.g. a read-only cache tier) into this store
+    /// under the key: hard-linked when both are on one file system, else copied; either way the
+    /// bytes are hashed and must match. `Ok(Err(self))` (and nothing left behind) when they do not.
     pub fn copy_in(
         self,
         hit: &TierHit,
     ) -> Result<std::result::Result<(StoredModel, CopiedIn), Self>> {
-        let part = self.part();
-        remove_file(&part)?;
-        let how = match fs::hard_link(&hit.blob, &part) {
-            Ok(()) => CopiedIn::HardLinked,
-            Err(_) => {
-                fs::copy(&hit.blob, &part).map_err(|e| {
+        let mut how = CopiedIn::HardLinked;
+        let mut incoming = Vec::new();
+        for (blob, file) in &hit.files {
+            if self.store.has_blob(&file.sha256, file.size) {
+                incoming.push(IncomingFile {
+                    from: self.store.blob_path(&file.sha256),
+                    file: file.clone(),
+                });
+                continue;
+            }
+            let part = self.part_for(&file.sha256);
+            remove_file(&part)?;
+            if fs::hard_link(blob, &part).is_err() {
+                fs::copy(blob, &part).map_err(|e| {
                     let _ = fs::remove_file(&part);
                     Error::io(
-                        format!("cannot copy {} to {}", hit.blob.display(), part.display()),
+                        format!("cannot copy {} to {}", blob.display(), part.display()),
                         e,
                     )
                 })?;
-                CopiedIn::Copied
+                how = CopiedIn::Copied;
             }
-        };
-        let actual = crate::model::sha256_file(&part)?;
-        if actual != hit.sha256 {
-            tracing::warn!(blob = %hit.blob.display(), expected = %hit.sha256, %actual, "a cache tier's blob does not match its digest; not using it");
-            remove_file(&part)?;
-            return Ok(Err(self));
+            let actual = crate::model::sha256_file(&part)?;
+            if actual != file.sha256 {
+                tracing::warn!(blob = %blob.display(), expected = %file.sha256, %actual, "a cache tier's blob does not match its digest; not using it");
+                remove_file(&part)?;
+                for done in &incoming {
+                    if done.from != self.store.blob_path(&done.file.sha256) {
+                        remove_file(&done.from)?;
+                    }
+                }
+                return Ok(Err(self));
+            }
+            incoming.push(IncomingFile {
+                from: part,
+                file: file.clone(),
+            });
         }
-        let stored = self.commit(&hit.file, &hit.sha256, hit.format)?;
+        let stored = if let ([(_, file)], Some(_)) = (hit.files.as_slice(), &hit.primary) {
+            let from = incoming.remove(0).from;
+            self.commit_from(&from, &file.path, &file.sha256, hit.format)?
+        } else {
+            self.commit_files(incoming, hit.format, hit.primary.as_deref())?
+        };
         Ok(Ok((stored, how)))
+    }
+
+    /// Commits a model of several files (each verified by the caller) and points the key at
+    /// them: each is moved to its blob (or dropped, when the store already has those bytes).
+    /// `primary` is the path of the file an engine opens; `None` for a checkpoint directory.
+    pub fn commit_files(
+        self,
+        files: Vec<IncomingFile>,
+        format: ModelFormat,
+        primary: Option<&str>,
+    ) -> Result<StoredModel> {
+        if files.is_empty() {
+            return Err(Error::Engine("a model needs at least one file".to_owned()));
+        }
+        if let Some(p) = primary {
+            if !files.iter().any(|f| f.file.path == p) {
+                return Err(Error::Engine(format!(
+                    "`{p}` is not one of the model's files"
+                )));
+            }
+        }
+        let store = self.store;
+        let mut listed = Vec::with_capacity(files.len());
+        for incoming in &files {
+            let hex = incoming.file.sha256.to_ascii_lowercase();
+            if !key::is_sha256_hex(&hex) {
+                return Err(Error::Engine(format!("`{hex}` is not a sha256")));
+            }
+            key::relative_path(&incoming.file.path)?;
+            listed.push(ModelFile {
+                path: incoming.file.path.clone(),
+                sha256: hex,
+                size: incoming.file.size,
+            });
+        }
+        let hexes: Vec<&str> = listed.iter().map(|f| f.sha256.as_str()).collect();
+        let hold = Hold::take(&store.root, &hexes)?;
+        for (incoming, file) in files.iter().zip(&listed) {
+            store.move_to_blob(&incoming.from, &file.sha256)?;
+        }
+        let record = Ref {
+            key: self.key.clone(),
+            sha256: String::new(),
+            file: String::new(),
+            size: 0,
+            format,
+            files: listed,
+            primary: primary.map(str::to_owned),
+        };
+        write_json(&store.ref_path(&self.key), &record)?;
+        store.stored(&record, hold)
     }
 
     /// Migrates a file the store's predecessor left at `old` (with its `.sha256` sidecar):
@@ -539,8 +755,27 @@ impl Ingest<'_> {
         }
         let file = key::plain_file_name(file)?;
         let store = self.store;
-        let hold = Hold::take(&store.root, &hex)?;
-        let blob = store.blob_path(&hex);
+        let hold = Hold::take(&store.root, &[hex.as_str()])?;
+        let size = store.move_to_blob(from, &hex)?;
+        let record = Ref {
+            key: self.key.clone(),
+            sha256: hex,
+            file: file.to_owned(),
+            size,
+            format,
+            files: Vec::new(),
+            primary: None,
+        };
+        write_json(&store.ref_path(&self.key), &record)?;
+        store.stored(&record, hold)
+    }
+}
+
+impl ModelStore {
+    /// Moves the verified bytes at `from` to the blob `hex` (drops them when the store already
+    /// has that blob; nothing to do when `from` is the blob). Returns the size.
+    fn move_to_blob(&self, from: &Path, hex: &str) -> Result<u64> {
+        let blob = self.blob_path(hex);
         let size = fs::metadata(from)
             .map_err(|e| Error::io(format!("cannot read {}", from.display()), e))?
             .len();
@@ -558,24 +793,7 @@ impl Ingest<'_> {
                 )
             })?;
         }
-        let record = Ref {
-            key: self.key.clone(),
-            sha256: hex.clone(),
-            file: file.to_owned(),
-            size,
-            format,
-        };
-        write_json(&store.ref_path(&self.key), &record)?;
-        let primary = store.link(&hex, file)?;
-        store.touch(&hex, size);
-        Ok(StoredModel {
-            dir: primary.parent().map(Path::to_owned).unwrap_or_default(),
-            primary,
-            digest: Some(format!("sha256:{hex}")),
-            format,
-            size,
-            hold: Some(hold),
-        })
+        Ok(size)
     }
 }
 

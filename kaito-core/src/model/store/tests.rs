@@ -238,3 +238,187 @@ fn unreferenced_blobs_go_first_and_removing_a_key_keeps_the_blob() {
     assert!(removed[0].keys.is_empty());
     assert!(store.lookup("old", None).unwrap().is_some());
 }
+
+/// Commits `files` (path, bytes) as one model under `key`.
+fn put_files(
+    store: &ModelStore,
+    key: &str,
+    files: &[(&str, &[u8])],
+    format: ModelFormat,
+    primary: Option<&str>,
+) -> StoredModel {
+    let ingest = store.ingest(key, key).unwrap();
+    let incoming = files
+        .iter()
+        .map(|(path, body)| {
+            let hex = sha(body);
+            let from = ingest.part_for(&hex);
+            fs::write(&from, body).unwrap();
+            IncomingFile {
+                from,
+                file: ModelFile {
+                    path: (*path).to_owned(),
+                    sha256: hex,
+                    size: body.len() as u64,
+                },
+            }
+        })
+        .collect();
+    ingest.commit_files(incoming, format, primary).unwrap()
+}
+
+#[test]
+fn a_model_of_several_files_is_one_directory_held_and_evicted_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    let shards: [(&str, &[u8]); 2] = [
+        ("m-00001-of-00002.gguf", b"first shard"),
+        ("m-00002-of-00002.gguf", b"second"),
+    ];
+    let stored = put_files(
+        &store,
+        "oci/r/split:q4",
+        &shards,
+        ModelFormat::Gguf,
+        Some("m-00001-of-00002.gguf"),
+    );
+    assert_eq!(stored.primary, stored.dir.join("m-00001-of-00002.gguf"));
+    assert_eq!(
+        fs::read(stored.dir.join("m-00002-of-00002.gguf")).unwrap(),
+        b"second"
+    );
+    assert_eq!(stored.size, 17);
+    let listing: Vec<ModelFile> = shards
+        .iter()
+        .map(|(p, b)| ModelFile {
+            path: (*p).to_owned(),
+            sha256: sha(b),
+            size: b.len() as u64,
+        })
+        .collect();
+    assert_eq!(
+        stored.digest.as_deref(),
+        Some(&*format!("sha256:{}", listing_hex(&listing)))
+    );
+
+    // A checkpoint directory: nested paths, the directory is what an engine opens; a file it
+    // shares with the split model is stored once.
+    let checkpoint: [(&str, &[u8]); 2] = [("config.json", b"{}"), ("sub/x.bin", b"second")];
+    let ckpt = put_files(
+        &store,
+        "oci/r/ckpt:f32",
+        &checkpoint,
+        ModelFormat::Safetensors,
+        None,
+    );
+    assert_eq!(ckpt.primary, ckpt.dir);
+    assert_eq!(fs::read(ckpt.dir.join("sub/x.bin")).unwrap(), b"second");
+    assert_eq!(store.entries().unwrap().len(), 3);
+    let again = store.lookup("oci/r/ckpt:f32", None).unwrap().unwrap();
+    assert_eq!(again.dir, ckpt.dir);
+    // An expected single checksum never matches a model of several files.
+    assert!(store
+        .lookup("oci/r/ckpt:f32", Some(&sha(b"{}")))
+        .unwrap()
+        .is_none());
+
+    // Every file of a held model is held.
+    drop(ckpt);
+    drop(again);
+    assert!(store
+        .entries()
+        .unwrap()
+        .iter()
+        .all(|e| e.held == (e.digest != format!("sha256:{}", sha(b"{}")))));
+    assert_eq!(
+        store.prune(0).unwrap().len(),
+        1,
+        "only config.json is unheld"
+    );
+    // The checkpoint lost a file: it is gone as a whole, and a lookup misses.
+    assert!(store.lookup("oci/r/ckpt:f32", None).unwrap().is_none());
+    drop(stored);
+    let removed = store.prune(0).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(store.lookup("oci/r/split:q4", None).unwrap().is_none());
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn a_tier_of_several_files_is_copied_in_and_checked() {
+    let tier_dir = tempfile::tempdir().unwrap();
+    let tier = ModelStore::new(tier_dir.path());
+    let files: [(&str, &[u8]); 2] = [
+        ("config.json", b"{\"a\":1}"),
+        ("model.safetensors", b"weights"),
+    ];
+    drop(put_files(
+        &tier,
+        "k",
+        &files,
+        ModelFormat::Safetensors,
+        None,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    let hit = tier.peek("k").unwrap();
+    assert_eq!(hit.single_sha256(), None);
+    let (stored, _) = store
+        .ingest("k", "k")
+        .unwrap()
+        .copy_in(&hit)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fs::read(stored.dir.join("model.safetensors")).unwrap(),
+        b"weights"
+    );
+    assert_eq!(stored.format, ModelFormat::Safetensors);
+    drop(stored);
+
+    // A damaged blob in the tier: nothing is used, nothing is left behind.
+    let other = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(other.path());
+    fs::write(tier.blob_path(&sha(b"weights")), b"weightZ").unwrap();
+    let hit = tier.peek("k").unwrap();
+    assert!(store
+        .ingest("k", "k")
+        .unwrap()
+        .copy_in(&hit)
+        .unwrap()
+        .is_err());
+    assert!(store.lookup("k", None).unwrap().is_none());
+    let left: Vec<_> = fs::read_dir(other.path().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn paths_leaving_the_model_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    let ingest = store.ingest("k", "k").unwrap();
+    let from = ingest.part_for(&sha(b"x"));
+    fs::write(&from, b"x").unwrap();
+    let err = ingest
+        .commit_files(
+            vec![IncomingFile {
+                from,
+                file: ModelFile {
+                    path: "../../etc/x".to_owned(),
+                    sha256: sha(b"x"),
+                    size: 1,
+                },
+            }],
+            ModelFormat::Safetensors,
+            None,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("../../etc/x"), "{err}");
+}
