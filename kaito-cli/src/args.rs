@@ -266,8 +266,9 @@ pub struct ModelCommandArgs {
 /// `kaito model` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ModelAction {
-    /// Package a GGUF model as a CNCF ModelPack artifact: an OCI image layout (--out) or a push
-    /// to a registry (--push oci://HOST[:PORT]/REPO:TAG). The same file gives the same digest.
+    /// Package a model as a CNCF ModelPack artifact, one layer per file: an OCI image layout
+    /// (--out) or a push to a registry (--push oci://HOST[:PORT]/REPO:TAG). The same files give
+    /// the same digest.
     Package(PackageArgs),
     /// Pull a model (oci://…, hf:…, a preset) into the model store and print its path.
     Pull(PullArgs),
@@ -276,7 +277,9 @@ pub enum ModelAction {
 /// `kaito model package`.
 #[derive(Debug, Clone, Args)]
 pub struct PackageArgs {
-    /// A GGUF file, or anything `kaito pull` resolves (a preset, hf:…, oci://…).
+    /// A GGUF file (a shard of a split model brings all its shards), a checkpoint directory (a
+    /// Hugging Face checkpoint, a `kaito quantize` output), or anything `kaito pull` resolves (a
+    /// preset, hf:…, oci://…).
     #[arg(long)]
     pub model: Option<String>,
     /// Write an OCI image layout here.

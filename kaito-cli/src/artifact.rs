@@ -1,6 +1,6 @@
 //! `kaito model package` / `kaito model pull`: models as OCI artifacts.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use kaito_core::model::fetch::oci::{self, OciArtifact};
 use kaito_core::model::plan::LoadOptions;
 use kaito_core::model::OciReference;
@@ -29,12 +29,6 @@ async fn package(args: PackageArgs) -> Result<()> {
     let weights = runtime::fetch(&plan).await?;
     let store = kaito_core::model::store::ModelStore::new(plan.cache_dir.clone());
     let path = weights.primary.clone();
-    if path.is_dir() {
-        bail!(
-            "{} is a checkpoint directory; `kaito model package` takes a GGUF file for now",
-            path.display()
-        );
-    }
     let mut insecure = oci::insecure_registries();
     insecure.extend(args.insecure_registry.iter().cloned());
     let out = args.out.clone();

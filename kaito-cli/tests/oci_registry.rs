@@ -1133,3 +1133,289 @@ fn a_push_mounts_blobs_from_the_repositories_they_were_pulled_from() {
         weights
     );
 }
+
+/// Splits the GGUF file at `src` into `count` shards in `dir`, laid out as llama.cpp's
+/// `gguf-split` writes them: `PREFIX-0000K-of-0000N.gguf`, the first with all the metadata, each
+/// with `split.no` (u16), `split.count` (u16) and `split.tensors.count` (i32), the tensors dealt
+/// out in file order. Returns the shards' paths.
+fn split_gguf(src: &Path, dir: &Path, prefix: &str, count: u16) -> Vec<PathBuf> {
+    const ALIGN: usize = 32;
+    let bytes = std::fs::read(src).unwrap();
+    let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap());
+    let u64_at = |p: usize| u64::from_le_bytes(bytes[p..p + 8].try_into().unwrap());
+    assert_eq!(&bytes[..4], b"GGUF");
+    let tensor_count = u64_at(8) as usize;
+    let kv_count = u64_at(16);
+    // Skips one value of GGUF type `ty` at `p`.
+    fn skip(bytes: &[u8], p: usize, ty: u32) -> usize {
+        let u64_at = |p: usize| u64::from_le_bytes(bytes[p..p + 8].try_into().unwrap()) as usize;
+        match ty {
+            0 | 1 | 7 => p + 1,
+            2 | 3 => p + 2,
+            4..=6 => p + 4,
+            10..=12 => p + 8,
+            8 => p + 8 + u64_at(p),
+            9 => {
+                let inner = u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap());
+                let n = u64_at(p + 4);
+                (0..n).fold(p + 12, |q, _| skip(bytes, q, inner))
+            }
+            other => panic!("GGUF value type {other}"),
+        }
+    }
+    let mut p = 24;
+    for _ in 0..kv_count {
+        p += 8 + u64_at(p) as usize;
+        let ty = u32_at(p);
+        p = skip(&bytes, p + 4, ty);
+    }
+    let metadata = bytes[24..p].to_vec();
+    // (name bytes, dims bytes, type, offset)
+    let mut tensors = Vec::with_capacity(tensor_count);
+    for _ in 0..tensor_count {
+        let name_len = u64_at(p) as usize;
+        let name = bytes[p..p + 8 + name_len].to_vec();
+        p += 8 + name_len;
+        let n_dims = u32_at(p) as usize;
+        let shape = bytes[p..p + 4 + 8 * n_dims].to_vec();
+        p += 4 + 8 * n_dims;
+        let ty = u32_at(p);
+        let offset = u64_at(p + 4) as usize;
+        p += 12;
+        tensors.push((name, shape, ty, offset));
+    }
+    let data = p.div_ceil(ALIGN) * ALIGN;
+    let ends: Vec<usize> = (0..tensor_count)
+        .map(|i| tensors.get(i + 1).map_or(bytes.len() - data, |t| t.3))
+        .collect();
+    let per = tensor_count.div_ceil(count as usize);
+    let mut paths = Vec::new();
+    for k in 0..count as usize {
+        let range = k * per..((k + 1) * per).min(tensor_count);
+        let mut out = b"GGUF".to_vec();
+        out.extend(3u32.to_le_bytes());
+        out.extend((range.len() as u64).to_le_bytes());
+        out.extend((3 + if k == 0 { kv_count } else { 0 }).to_le_bytes());
+        if k == 0 {
+            out.extend(&metadata);
+        }
+        let mut kv = |key: &str, ty: u32, value: &[u8]| {
+            out.extend((key.len() as u64).to_le_bytes());
+            out.extend(key.as_bytes());
+            out.extend(ty.to_le_bytes());
+            out.extend(value);
+        };
+        kv("split.no", 2, &(k as u16).to_le_bytes());
+        kv("split.count", 2, &count.to_le_bytes());
+        kv(
+            "split.tensors.count",
+            5,
+            &(tensor_count as i32).to_le_bytes(),
+        );
+        let mut offset = 0usize;
+        let mut body = Vec::new();
+        for i in range {
+            let (name, shape, ty, start) = &tensors[i];
+            out.extend(name);
+            out.extend(shape);
+            out.extend(ty.to_le_bytes());
+            out.extend((offset as u64).to_le_bytes());
+            let chunk = &bytes[data + start..data + ends[i]];
+            body.extend(chunk);
+            let padded = chunk.len().div_ceil(ALIGN) * ALIGN;
+            body.resize(body.len() + padded - chunk.len(), 0);
+            offset += padded;
+        }
+        out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
+        out.extend(body);
+        let path = dir.join(format!("{prefix}-{:05}-of-{count:05}.gguf", k + 1));
+        std::fs::write(&path, out).unwrap();
+        paths.push(path);
+    }
+    paths
+}
+
+/// `kaito generate` of a capital-of-France question, greedy, one thread: the answer.
+fn ask_capital(model: &str, cache_dir: &str) -> String {
+    let (ok, out, err) = kaito(&[
+        "generate",
+        "What is the capital of France? Answer in one word.",
+        "--max-tokens",
+        "12",
+        "--threads",
+        "1",
+        "--model",
+        model,
+        "--cache-dir",
+        cache_dir,
+    ]);
+    assert!(ok, "{model}: {err}");
+    out
+}
+
+#[test]
+fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers() {
+    let registry = Registry::start();
+    let model = model_path();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+
+    // A split GGUF: naming any shard packages all three, one layer each, reproducibly.
+    let shards = split_gguf(&model, work.path(), "smollm2-q4", 3);
+    let reference = registry.reference("smollm2-split:q4");
+    let (ok, pushed, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        shards[1].to_str().unwrap(),
+        "--push",
+        &reference,
+    ]);
+    assert!(ok, "{err}");
+    let layout = work.path().join("layout");
+    let (ok, written, err) = kaito(&[
+        "model",
+        "package",
+        "--model",
+        shards[0].to_str().unwrap(),
+        "--out",
+        layout.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        pushed.trim(),
+        written.trim(),
+        "the same shards give the same digest"
+    );
+    let raw = Command::new(tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://127.0.0.1:{}/smollm2-split:q4",
+            registry.port
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(format!("sha256:{}", sha(&raw.stdout)), pushed.trim());
+    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for (layer, shard) in layers.iter().zip(&shards) {
+        assert_eq!(
+            layer["annotations"]["org.cncf.model.filepath"],
+            shard.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            layer["digest"],
+            format!("sha256:{}", sha(&std::fs::read(shard).unwrap()))
+        );
+    }
+
+    // Pulled, the shards lie side by side under their names; llama.cpp loads all three from
+    // the first and answers as from the single file.
+    let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let first = PathBuf::from(out.lines().last().unwrap().trim());
+    assert!(
+        first.ends_with("smollm2-q4-00001-of-00003.gguf"),
+        "{}",
+        first.display()
+    );
+    for shard in &shards {
+        let pulled = first.with_file_name(shard.file_name().unwrap());
+        assert_eq!(
+            std::fs::read(&pulled).unwrap(),
+            std::fs::read(shard).unwrap()
+        );
+    }
+    let whole = ask_capital(model.to_str().unwrap(), cache_dir);
+    assert!(whole.contains("Paris"), "{whole}");
+    assert_eq!(ask_capital(&reference, cache_dir), whole);
+    let (ok, listed, _) = kaito(&["cache", "ls", "--cache-dir", cache_dir]);
+    assert!(ok);
+    assert_eq!(listed.matches("smollm2-split").count(), 3, "{listed}");
+
+    // A checkpoint directory (made by `kaito convert`): every file a layer under its path.
+    let checkpoint = work.path().join("smollm2-hf");
+    let (ok, _, err) = kaito(&[
+        "convert",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    std::fs::write(checkpoint.join("README.md"), "SmolLM2-135M, converted.\n").unwrap();
+    let reference = registry.reference("smollm2-hf:f32");
+    push_model(&checkpoint, &reference);
+    let raw = Command::new(tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://127.0.0.1:{}/smollm2-hf:f32",
+            registry.port
+        ))
+        .output()
+        .unwrap();
+    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let types: Vec<(&str, &str)> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["annotations"]["org.cncf.model.filepath"]
+                    .as_str()
+                    .unwrap(),
+                l["mediaType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        types.contains(&(
+            "model.safetensors",
+            "application/vnd.cncf.model.weight.v1.raw"
+        )),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&(
+            "config.json",
+            "application/vnd.cncf.model.weight.config.v1.raw"
+        )),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&("README.md", "application/vnd.cncf.model.doc.v1.raw")),
+        "{types:?}"
+    );
+    let config_blob = registry.blob_file(manifest["config"]["digest"].as_str().unwrap());
+    let config: Value = serde_json::from_slice(&std::fs::read(config_blob).unwrap()).unwrap();
+    assert_eq!(config["config"]["format"], "safetensors");
+    assert_eq!(config["config"]["precision"], "fp32");
+    assert_eq!(
+        config["modelfs"]["diffIds"].as_array().unwrap().len(),
+        types.len()
+    );
+
+    let (ok, out, err) = kaito(&["pull", &reference, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+    let dir = PathBuf::from(out.lines().last().unwrap().trim());
+    assert!(dir.is_dir(), "{}", dir.display());
+    for (name, _) in &types {
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            std::fs::read(checkpoint.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // The torch engine serves the pulled directory (kaito-cli built with `torch` or `quant`).
+    if cfg!(feature = "torch") {
+        let answer = ask_capital(&reference, cache_dir);
+        assert!(answer.contains("Paris"), "{answer}");
+    }
+}

@@ -434,8 +434,59 @@ pub fn file_type_name(ftype: u64) -> &'static str {
     }
 }
 
+/// One shard of a split GGUF model, as llama.cpp names them: `PREFIX-NNNNN-of-MMMMM.gguf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitShard<'a> {
+    /// Everything before `-NNNNN-of-MMMMM.gguf`.
+    pub prefix: &'a str,
+    /// Its number, from 1.
+    pub number: u32,
+    /// How many shards the model has.
+    pub count: u32,
+}
+
+impl<'a> SplitShard<'a> {
+    /// The shard a file name names, when it follows llama.cpp's pattern.
+    pub fn parse(file_name: &'a str) -> Option<Self> {
+        let stem = file_name.strip_suffix(".gguf")?;
+        let (rest, count) = stem.rsplit_once("-of-")?;
+        let (prefix, number) = rest.rsplit_once('-')?;
+        let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(number) || !digits(count) || prefix.is_empty() {
+            return None;
+        }
+        let (number, count): (u32, u32) = (number.parse().ok()?, count.parse().ok()?);
+        (number >= 1 && number <= count).then_some(Self {
+            prefix,
+            number,
+            count,
+        })
+    }
+
+    /// The file name of shard `number` of the same model.
+    pub fn sibling(&self, number: u32) -> String {
+        format!("{}-{number:05}-of-{:05}.gguf", self.prefix, self.count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_shard_names() {
+        let s = SplitShard::parse("Llama-3-Q4_K_M-00002-of-00003.gguf").unwrap();
+        assert_eq!((s.prefix, s.number, s.count), ("Llama-3-Q4_K_M", 2, 3));
+        assert_eq!(s.sibling(1), "Llama-3-Q4_K_M-00001-of-00003.gguf");
+        for not in [
+            "m.gguf",
+            "m-00004-of-00003.gguf",
+            "m-1-of-2.gguf",
+            "-00001-of-00002.gguf",
+            "m-00001-of-00002.bin",
+        ] {
+            assert!(SplitShard::parse(not).is_none(), "{not}");
+        }
+    }
+
     use super::*;
 
     fn string(s: &str) -> Vec<u8> {

@@ -202,6 +202,7 @@ impl ModelInfo {
                 Some(GgufValue::StringArray(t)) => u32::try_from(t.len()).ok(),
                 _ => None,
             });
+        let (parameters, file_size) = split_totals(path, &header);
         Ok(Self {
             id: id.into(),
             path: path.to_owned(),
@@ -209,7 +210,7 @@ impl ModelInfo {
                 .get("general.name")
                 .and_then(GgufValue::as_str)
                 .map(str::to_owned),
-            parameters: header.parameter_count,
+            parameters,
             context_length: u32_of("context_length"),
             quantization: header
                 .get("general.file_type")
@@ -226,7 +227,7 @@ impl ModelInfo {
                 .map(str::to_owned),
             bos_token: token("tokenizer.ggml.bos_token_id"),
             eos_token: token("tokenizer.ggml.eos_token_id"),
-            file_size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            file_size,
             architecture,
         })
     }
@@ -289,6 +290,28 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Parameters and bytes of the GGUF model at `path`: of all its shards when it is one shard of a
+/// split model (`NAME-0000K-of-0000N.gguf`, the others beside it), else of the file.
+fn split_totals(path: &Path, header: &GgufHeader) -> (u64, u64) {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut parameters = header.parameter_count;
+    let mut bytes = size(path);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if let Some(shard) = gguf::SplitShard::parse(name) {
+        for k in (1..=shard.count).filter(|&k| k != shard.number) {
+            let other = path.with_file_name(shard.sibling(k));
+            if let Ok(h) = GgufHeader::read(&other) {
+                parameters += h.parameter_count;
+                bytes += size(&other);
+            }
+        }
+    }
+    (parameters, bytes)
 }
 
 #[cfg(test)]

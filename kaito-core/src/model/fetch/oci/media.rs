@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::gguf::SplitShard;
+use crate::model::store::ModelFormat;
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -148,18 +150,37 @@ pub fn file_path(layer: &Descriptor) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// The weights of an artifact: one GGUF file, as kaito serves it.
+/// The layers of an artifact that make the model kaito serves, and the paths they take.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Weights {
-    /// The layer.
-    pub layer: Descriptor,
-    /// The file name to give it.
-    pub file_name: String,
+pub struct ModelLayers {
+    /// What the files are.
+    pub format: ModelFormat,
+    /// Each layer and its path inside the model directory.
+    pub files: Vec<(Descriptor, String)>,
+    /// The file an engine opens (a GGUF file, the first shard of a split one); `None` for a
+    /// checkpoint directory.
+    pub primary: Option<String>,
 }
 
-/// Picks the weights of `manifest`: the GGUF layer (the first shard's name when split), or an
-/// error naming what was found.
-pub fn weights(manifest: &Manifest) -> Result<Weights> {
+impl ModelLayers {
+    /// Bytes of all the layers.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|(l, _)| l.size).sum()
+    }
+}
+
+fn load_error(manifest: &Manifest, message: String) -> Error {
+    Error::ModelLoad {
+        path: std::path::PathBuf::from(&manifest.config.digest),
+        message,
+    }
+}
+
+/// The layers of `manifest` that make a model kaito serves: one GGUF file; the shards of a split
+/// GGUF model (`NAME-0000K-of-0000N.gguf`, all N of them); or a safetensors checkpoint (every
+/// layer with a file path: weights, `config.json`, tokenizer, documents). Anything else is an
+/// error naming the media types found.
+pub fn model_layers(manifest: &Manifest) -> Result<ModelLayers> {
     let classified: Vec<(Role, &Descriptor)> = manifest
         .layers
         .iter()
@@ -180,49 +201,119 @@ pub fn weights(manifest: &Manifest) -> Result<Weights> {
         .filter(|(r, _)| *r == Role::Gguf)
         .map(|(_, l)| *l)
         .collect();
+    let base_name = |layer: &Descriptor| -> Option<String> {
+        file_path(layer)
+            .and_then(|p| p.rsplit('/').next())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .map(str::to_owned)
+    };
     match gguf.as_slice() {
         [layer] => {
-            let name = file_path(layer)
-                .and_then(|p| p.rsplit('/').next())
-                .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-                .map(str::to_owned)
-                .unwrap_or_else(|| "model.gguf".to_owned());
+            let name = base_name(layer).unwrap_or_else(|| "model.gguf".to_owned());
             let file_name = if name.ends_with(".gguf") {
                 name
             } else {
                 format!("{name}.gguf")
             };
-            Ok(Weights {
-                layer: (*layer).clone(),
-                file_name,
+            Ok(ModelLayers {
+                format: ModelFormat::Gguf,
+                files: vec![((*layer).clone(), file_name.clone())],
+                primary: Some(file_name),
             })
         }
-        [] => {
-            let safetensors = classified.iter().any(|(r, _)| *r == Role::Safetensors);
-            let found: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
-            let why = if safetensors {
-                "safetensors checkpoints from registries are not served yet (package a GGUF file)"
-            } else {
-                "no layer kaito can serve"
-            };
-            Err(Error::ModelLoad {
-                path: std::path::PathBuf::from(&manifest.config.digest),
-                message: format!(
-                    "{why}: the artifact's layers are {} (config {})",
-                    if found.is_empty() { "none".to_owned() } else { found.join(", ") },
-                    manifest.config.media_type
-                ),
-            })
+        [] => checkpoint_layers(manifest, &classified),
+        several => {
+            let names: Vec<String> = several.iter().filter_map(|l| base_name(l)).collect();
+            let shards: Vec<SplitShard<'_>> =
+                names.iter().filter_map(|n| SplitShard::parse(n)).collect();
+            let first = shards.first();
+            let whole = names.len() == several.len()
+                && shards.len() == several.len()
+                && first.is_some_and(|f| {
+                    f.count as usize == several.len()
+                        && (1..=f.count).all(|k| names.contains(&f.sibling(k)))
+                });
+            match first {
+                Some(f) if whole => Ok(ModelLayers {
+                    format: ModelFormat::Gguf,
+                    files: several
+                        .iter()
+                        .zip(&names)
+                        .map(|(l, n)| ((*l).clone(), n.clone()))
+                        .collect(),
+                    primary: Some(f.sibling(1)),
+                }),
+                _ => Err(load_error(
+                    manifest,
+                    format!(
+                        "the artifact has {} GGUF layers ({}) that are not the shards of one split model (NAME-00001-of-0000N.gguf … all N of them)",
+                        several.len(),
+                        several
+                            .iter()
+                            .map(|l| file_path(l).unwrap_or(&l.digest))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
         }
-        several => Err(Error::ModelLoad {
-            path: std::path::PathBuf::from(&manifest.config.digest),
-            message: format!(
-                "the artifact has {} GGUF layers ({}); kaito serves one GGUF file per model (split GGUF shards are not served yet)",
-                several.len(),
-                several.iter().filter_map(|l| file_path(l)).collect::<Vec<_>>().join(", ")
-            ),
-        }),
     }
+}
+
+/// A safetensors checkpoint: every layer that names its file, which must include `config.json`.
+fn checkpoint_layers(
+    manifest: &Manifest,
+    classified: &[(Role, &Descriptor)],
+) -> Result<ModelLayers> {
+    let found: Vec<&str> = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    if !classified.iter().any(|(r, _)| *r == Role::Safetensors) {
+        return Err(load_error(
+            manifest,
+            format!(
+                "no layer kaito can serve: the artifact's layers are {} (config {})",
+                if found.is_empty() {
+                    "none".to_owned()
+                } else {
+                    found.join(", ")
+                },
+                manifest.config.media_type
+            ),
+        ));
+    }
+    let mut files: Vec<(Descriptor, String)> = Vec::new();
+    for (role, layer) in classified {
+        let Some(path) = file_path(layer) else {
+            if *role == Role::Safetensors {
+                return Err(load_error(
+                    manifest,
+                    format!(
+                        "the safetensors layer {} does not name its file ({FILEPATH})",
+                        layer.digest
+                    ),
+                ));
+            }
+            continue;
+        };
+        let path = path.trim_start_matches("./").to_owned();
+        if !files.iter().any(|(_, p)| *p == path) {
+            files.push(((*layer).clone(), path));
+        }
+    }
+    if !files.iter().any(|(_, p)| p == "config.json") {
+        return Err(load_error(
+            manifest,
+            "a safetensors checkpoint without a config.json layer cannot be served".to_owned(),
+        ));
+    }
+    Ok(ModelLayers {
+        format: ModelFormat::Safetensors,
+        files,
+        primary: None,
+    })
 }
 
 #[cfg(test)]
@@ -283,7 +374,9 @@ mod tests {
                 weights_layer,
                 layer(MODELPACK_DOC_RAW, Some("LICENSE")),
             ]);
-            assert_eq!(weights(&m).unwrap().file_name, name);
+            let found = model_layers(&m).unwrap();
+            assert_eq!(found.primary.as_deref(), Some(name));
+            assert_eq!(found.files.len(), 1);
         }
     }
 
@@ -293,12 +386,57 @@ mod tests {
             "application/vnd.oci.image.layer.v1.tar+gzip",
             None,
         )]);
-        let err = weights(&m).unwrap_err().to_string();
+        let err = model_layers(&m).unwrap_err().to_string();
         assert!(
             err.contains("application/vnd.oci.image.layer.v1.tar+gzip"),
             "{err}"
         );
         let m = manifest(vec![layer(MODELPACK_WEIGHT_RAW, Some("model.safetensors"))]);
-        assert!(weights(&m).unwrap_err().to_string().contains("safetensors"));
+        let err = model_layers(&m).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn split_shards_and_checkpoints_are_several_files() {
+        let m = manifest(vec![
+            layer(MODELPACK_WEIGHT_RAW, Some("m-00002-of-00002.gguf")),
+            layer(MODELPACK_WEIGHT_RAW, Some("m-00001-of-00002.gguf")),
+            layer(MODELPACK_DOC_RAW, Some("README.md")),
+        ]);
+        let found = model_layers(&m).unwrap();
+        assert_eq!(found.format, ModelFormat::Gguf);
+        assert_eq!(found.primary.as_deref(), Some("m-00001-of-00002.gguf"));
+        assert_eq!(found.files.len(), 2);
+        // A shard missing, or two unrelated GGUF files: refused, naming them.
+        for names in [
+            ["m-00001-of-00003.gguf", "m-00002-of-00003.gguf"],
+            ["a.gguf", "b.gguf"],
+        ] {
+            let m = manifest(
+                names
+                    .iter()
+                    .map(|n| layer(MODELPACK_WEIGHT_RAW, Some(n)))
+                    .collect(),
+            );
+            let err = model_layers(&m).unwrap_err().to_string();
+            assert!(err.contains(names[0]) && err.contains("shards"), "{err}");
+        }
+        let m = manifest(vec![
+            layer(MODELPACK_WEIGHT_CONFIG_RAW, Some("config.json")),
+            layer(
+                MODELPACK_WEIGHT_RAW,
+                Some("model-00001-of-00002.safetensors"),
+            ),
+            layer(
+                MODELPACK_WEIGHT_RAW,
+                Some("model-00002-of-00002.safetensors"),
+            ),
+            layer(MODELPACK_WEIGHT_CONFIG_RAW, Some("tokenizer.json")),
+            layer(MODELPACK_DOC_RAW, Some("LICENSE")),
+        ]);
+        let found = model_layers(&m).unwrap();
+        assert_eq!(found.format, ModelFormat::Safetensors);
+        assert_eq!(found.primary, None);
+        assert_eq!(found.files.len(), 5);
     }
 }

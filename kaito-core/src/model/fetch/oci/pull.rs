@@ -1,13 +1,21 @@
-//! An OCI artifact as a [`Source`]: the manifest is read from the registry, the weights layer
-//! streamed into the store while it is hashed (resuming with `Range`), checked against its digest
-//! and committed under the key `oci/REGISTRY/REPOSITORY:TAG` (or `@DIGEST`).
+//! An OCI artifact as a [`Source`]: the manifest is read from the registry, the layers that make
+//! the model (one GGUF file, the shards of a split one, or a checkpoint directory) streamed into
+//! the store while they are hashed (several at once; each resumed with `Range`), checked against
+//! their digests and committed under the key `oci/REGISTRY/REPOSITORY:TAG` (or `@DIGEST`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::credentials::Credentials;
-use super::media;
+use super::media::{self, Descriptor};
 use super::registry::Registry;
 use crate::error::{Error, Result};
 use crate::model::fetch::http::{self, Download, Get};
-use crate::model::store::{ModelFormat, ModelStore, Progress, Source, StoredModel};
+use crate::model::store::{
+    listing_hex, IncomingFile, Ingest, ModelFile, ModelFormat, ModelStore, Progress, Source,
+    StoredModel,
+};
 use crate::model::OciReference;
 
 /// A model artifact in an OCI registry.
@@ -84,65 +92,244 @@ impl Source for OciArtifact {
                 None => return Err(e),
             },
         };
-        let weights = media::weights(&manifest)?;
-        let hex = weights
-            .layer
-            .digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64)
-            .ok_or_else(|| Error::Download {
-                url: registry.blob_url(&weights.layer.digest),
-                message: format!(
-                    "the weights layer has digest `{}`, not a sha256",
-                    weights.layer.digest
-                ),
-            })?
-            .to_ascii_lowercase();
+        let layers = media::model_layers(&manifest)?;
+        let files = layers
+            .files
+            .iter()
+            .map(|(layer, path)| {
+                Ok(ModelFile {
+                    path: path.clone(),
+                    sha256: layer_hex(&registry, layer)?,
+                    size: layer.size,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let digest_now = match files.as_slice() {
+            [one] => format!("sha256:{}", one.sha256),
+            several => format!("sha256:{}", listing_hex(several)),
+        };
         if let Some(found) = cached {
-            if found.digest.as_deref() == Some(weights.layer.digest.as_str()) {
+            if found.digest.as_deref() == Some(digest_now.as_str()) {
                 tracing::debug!(path = %found.primary.display(), "the tag still names the stored artifact");
                 return Ok(found);
             }
-            tracing::info!(artifact = %self.reference, was = found.digest.as_deref().unwrap_or("?"), now = %weights.layer.digest, "the tag moved; pulling what it names now");
+            tracing::info!(artifact = %self.reference, was = found.digest.as_deref().unwrap_or("?"), now = %digest_now, "the tag moved; pulling what it names now");
         }
-        tracing::info!(artifact = %self.reference, manifest = %fetched.digest, layer = %weights.layer.digest, size = weights.layer.size, "pulling");
+        tracing::info!(artifact = %self.reference, manifest = %fetched.digest, files = files.len(), size = layers.size(), "pulling");
         let ingest = store.ingest(&key, &self.reference.to_string())?;
-        if let Some(found) = ingest.lookup(Some(&hex))? {
-            return Ok(found);
+        if let Some(found) = ingest.lookup(None)? {
+            if found.digest.as_deref() == Some(digest_now.as_str()) {
+                return Ok(found);
+            }
         }
+        match (files.as_slice(), layers.primary.as_deref()) {
+            ([file], Some(primary)) => self.pull_one(
+                &registry,
+                ingest,
+                &layers.files[0].0,
+                file,
+                primary,
+                progress,
+            ),
+            _ => {
+                let incoming = pull_layers(&registry, &ingest, &layers, &files, progress)?;
+                ingest.commit_files(incoming, layers.format, layers.primary.as_deref())
+            }
+        }
+    }
+}
+
+impl OciArtifact {
+    /// A model of one file: linked when the store has its blob, else downloaded into the
+    /// key's part file.
+    fn pull_one(
+        &self,
+        registry: &Registry,
+        ingest: Ingest<'_>,
+        layer: &Descriptor,
+        file: &ModelFile,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<StoredModel> {
         // The same layer under another tag or repository: link it, no download.
-        let ingest = match ingest.link_stored(&weights.file_name, &hex, ModelFormat::Gguf)? {
+        let ingest = match ingest.link_stored(name, &file.sha256, ModelFormat::Gguf)? {
             Ok(found) => return Ok(found),
             Err(ingest) => ingest,
         };
-        let url = registry.blob_url(&weights.layer.digest);
-        let authorization = registry.authorization();
-        let download = Download {
-            get: Get {
-                url: &url,
-                authorization: authorization.as_deref(),
-                ..Get::default()
-            },
-            expected_sha256: Some(&hex),
-            progress,
-            label: &weights.file_name,
-        };
-        let sha = http::download(&http::agent(), &download, &ingest.part()).map_err(|f| {
-            let e = Error::from(f);
-            match e {
-                Error::Download { url, message } => Error::Download {
-                    url,
-                    message: format!(
-                        "layer {} ({}): {message}",
-                        weights.layer.digest, weights.file_name
-                    ),
-                },
-                other => other,
-            }
-        })?;
+        let part = ingest.part();
+        let sha = download_layer(registry, layer, name, &part, progress)?;
         // The digest matched, so these are the layer's bytes, whatever size the manifest claims.
-        ingest.commit(&weights.file_name, &sha, ModelFormat::Gguf)
+        ingest.commit(name, &sha, ModelFormat::Gguf)
     }
+}
+
+/// How many layers of one artifact download at once.
+const PARALLEL_LAYERS: usize = 4;
+
+/// The layers of a model of several files: those the store lacks are downloaded, up to
+/// [`PARALLEL_LAYERS`] at once, each into its own part file (resumed after an interruption),
+/// while one progress bar counts the bytes of all of them.
+fn pull_layers(
+    registry: &Registry,
+    ingest: &Ingest<'_>,
+    layers: &media::ModelLayers,
+    files: &[ModelFile],
+    progress: &dyn Progress,
+) -> Result<Vec<IncomingFile>> {
+    let store = ingest.store();
+    let mut incoming: Vec<Option<IncomingFile>> = vec![None; files.len()];
+    let mut wanted = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        if store.has_blob(&file.sha256, file.size) {
+            incoming[i] = Some(IncomingFile {
+                from: store.blob_path(&file.sha256),
+                file: file.clone(),
+            });
+        } else if !wanted
+            .iter()
+            .any(|&j: &usize| files[j].sha256 == file.sha256)
+        {
+            wanted.push(i);
+        }
+    }
+    let label = format!("{} files", files.len());
+    let total: u64 = wanted.iter().map(|&i| files[i].size).sum();
+    let combined = Combined {
+        inner: progress,
+        label: &label,
+        total,
+        done: Mutex::new(BTreeMap::new()),
+    };
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_LAYERS.min(wanted.len()) {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = wanted.get(n) else { break };
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (layer, path) = &layers.files[i];
+                let part = ingest.part_for(&files[i].sha256);
+                let result = download_layer(registry, layer, path, &part, &combined);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut first_error = None;
+    for (i, result) in results {
+        match result {
+            Ok(_) => {
+                incoming[i] = Some(IncomingFile {
+                    from: ingest.part_for(&files[i].sha256),
+                    file: files[i].clone(),
+                })
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    progress.finished(&label, first_error.is_none());
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    // A file listed twice (the same bytes under two names) was downloaded once.
+    for i in 0..files.len() {
+        if incoming[i].is_none() {
+            let from = incoming
+                .iter()
+                .flatten()
+                .find(|f| f.file.sha256 == files[i].sha256)
+                .map(|f| f.from.clone())
+                .ok_or_else(|| {
+                    Error::Engine(format!("layer {} was not pulled", files[i].sha256))
+                })?;
+            incoming[i] = Some(IncomingFile {
+                from,
+                file: files[i].clone(),
+            });
+        }
+    }
+    Ok(incoming.into_iter().flatten().collect())
+}
+
+/// Streams `layer` into `part` (resuming what it holds) while hashing it; a digest mismatch
+/// deletes `part` and the error names the layer and its file.
+fn download_layer(
+    registry: &Registry,
+    layer: &Descriptor,
+    name: &str,
+    part: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let hex = layer
+        .digest
+        .trim_start_matches("sha256:")
+        .to_ascii_lowercase();
+    let url = registry.blob_url(&layer.digest);
+    let authorization = registry.authorization();
+    let download = Download {
+        get: Get {
+            url: &url,
+            authorization: authorization.as_deref(),
+            ..Get::default()
+        },
+        expected_sha256: Some(&hex),
+        progress,
+        label: name,
+    };
+    http::download(&http::agent(), &download, part).map_err(|f| match Error::from(f) {
+        Error::Download { url, message } => Error::Download {
+            url,
+            message: format!("layer {} ({name}): {message}", layer.digest),
+        },
+        other => other,
+    })
+}
+
+/// The lowercase hex of a layer's sha256 digest, or an error naming the layer.
+fn layer_hex(registry: &Registry, layer: &Descriptor) -> Result<String> {
+    layer
+        .digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| Error::Download {
+            url: registry.blob_url(&layer.digest),
+            message: format!("the layer has digest `{}`, not a sha256", layer.digest),
+        })
+}
+
+/// The progress of several downloads as one bar.
+struct Combined<'a> {
+    inner: &'a dyn Progress,
+    label: &'a str,
+    total: u64,
+    done: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Progress for Combined<'_> {
+    fn transferred(&self, label: &str, done: u64, _total: Option<u64>) {
+        let sum = {
+            let mut map = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            map.insert(label.to_owned(), done);
+            map.values().sum()
+        };
+        self.inner.transferred(self.label, sum, Some(self.total));
+    }
+
+    fn finished(&self, _label: &str, _completed: bool) {}
 }
 
 /// `KAITO_OFFLINE` set to anything but `0`/`false`/empty: use stored tags without asking the
