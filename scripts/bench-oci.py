@@ -4,12 +4,15 @@
   start  `kaito serve --model oci://…` until /ready answers: on an empty model store (cold: the
          pull is part of it), on the store that run left (warm), and `kaito serve --model FILE`
          (the same GGUF by path) — alternated, RUNS times each; medians printed.
-  pull   pull throughput of one large layer: `kaito pull oci://…` into an empty store against
-         `skopeo copy` of the same artifact into an empty directory, alternated, with `dd` writing
-         the same number of bytes to the same disk (conv=fsync) as the ceiling.
+  pull   pull throughput: `kaito pull oci://…` into an empty store against `skopeo copy` of the
+         same artifact into an empty directory, alternated, with `dd` writing the same number of
+         bytes to the same disk (conv=fsync; with several files also FILES dd writers at once,
+         as kaito writes the layers) as the ceiling. The artifact is a checkpoint
+         directory of FILES random-weight safetensors shards (plus config.json) packaged by
+         `kaito model package --push`; with --files 1, one random layer pushed by hand.
 
   scripts/bench-oci.py start [--runs 5]
-  scripts/bench-oci.py pull [--runs 3] [--size-mib 1024]
+  scripts/bench-oci.py pull [--runs 3] [--size-mib 1024] [--files 4]
 
 KAITO_BIN (default target/release/kaito) is the binary measured. Needs docker-registry and skopeo
 (scripts/bootstrap.sh installs both). Nothing here is a test: figures go to docs/performance.md.
@@ -170,6 +173,29 @@ def push_random_artifact(registry: Registry, work: Path, size_mib: int) -> str:
     return f"{registry.host}/bench:v1"
 
 
+def push_random_checkpoint(registry: Registry, work: Path, size_mib: int, files: int) -> str:
+    """A checkpoint directory of `files` safetensors shards of random bytes (one U8 tensor each,
+    size_mib MiB in all) and a config.json, pushed with `kaito model package --push`."""
+    ckpt = work / "checkpoint"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"architectures": ["BenchForCausalLM"], "model_type": "bench"}\n')
+    per = size_mib // files
+    for k in range(files):
+        n = per << 20
+        header = json.dumps({"weights": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+        header += b" " * (-len(header) % 8)
+        with open(ckpt / f"model-{k + 1:05d}-of-{files:05d}.safetensors", "wb") as f:
+            f.write(len(header).to_bytes(8, "little"))
+            f.write(header)
+            for _ in range(per):
+                f.write(os.urandom(1 << 20))
+    ref = f"{registry.host}/bench-ckpt:v1"
+    subprocess.run([KAITO, "model", "package", "--model", str(ckpt), "--push", f"oci://{ref}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(ckpt)
+    return ref
+
+
 def timed(cmd: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -177,8 +203,12 @@ def timed(cmd: list[str]) -> float:
 
 
 def bench_pull(args, work: Path, registry: Registry) -> None:
-    ref = push_random_artifact(registry, work, args.size_mib)
-    size = args.size_mib * (1 << 20)
+    if args.files > 1:
+        ref = push_random_checkpoint(registry, work, args.size_mib, args.files)
+        size = (args.size_mib // args.files) * args.files * (1 << 20)
+    else:
+        ref = push_random_artifact(registry, work, args.size_mib)
+        size = args.size_mib * (1 << 20)
     policy = work / "policy.json"
     policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
     times: dict[str, list[float]] = {"kaito": [], "skopeo": [], "dd": []}
@@ -194,12 +224,22 @@ def bench_pull(args, work: Path, registry: Registry) -> None:
         times["dd"].append(timed(["dd", "if=/dev/zero", f"of={target}", "bs=1M",
                                   f"count={args.size_mib}", "conv=fsync", "status=none"]))
         target.unlink()
+        if args.files > 1:
+            # The same bytes as FILES writers at once, as kaito writes the layers.
+            per = args.size_mib // args.files
+            script = " & ".join(f"dd if=/dev/zero of={work}/dd{k}.bin bs=1M count={per} conv=fsync status=none"
+                                for k in range(args.files)) + " & wait"
+            times.setdefault("dd_parallel", []).append(timed(["sh", "-c", script]))
+            for k in range(args.files):
+                (work / f"dd{k}.bin").unlink()
         print(f"run {i + 1}: " + ", ".join(f"{k} {size / v[-1] / 1e6:.0f} MB/s" for k, v in times.items()),
               flush=True)
     med = {k: size / statistics.median(v) / 1e6 for k, v in times.items()}
-    print(json.dumps({"runs": args.runs, "bytes": size, "median_MB_per_s": med, "all_s": times},
+    print(json.dumps({"runs": args.runs, "files": args.files, "bytes": size,
+                      "median_MB_per_s": med, "all_s": times},
                      indent=1))
-    print(f"median MB/s: kaito {med['kaito']:.0f}, skopeo {med['skopeo']:.0f}, dd {med['dd']:.0f}; "
+    print(f"median MB/s: kaito {med['kaito']:.0f}, skopeo {med['skopeo']:.0f}, dd {med['dd']:.0f}"
+          + (f", dd x{args.files} in parallel {med['dd_parallel']:.0f}" if "dd_parallel" in med else "") + "; "
           f"kaito / skopeo = {med['kaito'] / med['skopeo']:.2f}")
 
 
@@ -211,6 +251,7 @@ def main() -> None:
     pull = sub.add_parser("pull")
     pull.add_argument("--runs", type=int, default=3)
     pull.add_argument("--size-mib", type=int, default=1024)
+    pull.add_argument("--files", type=int, default=4)
     args = parser.parse_args()
     for tool in ("docker-registry", "skopeo"):
         if shutil.which(tool) is None:

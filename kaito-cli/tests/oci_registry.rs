@@ -1351,8 +1351,18 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
     ]);
     assert!(ok, "{err}");
     std::fs::write(checkpoint.join("README.md"), "SmolLM2-135M, converted.\n").unwrap();
+    // Pushed in 16 MiB PATCH chunks (the 538 MB safetensors file takes 33).
     let reference = registry.reference("smollm2-hf:f32");
-    push_model(&checkpoint, &reference);
+    let pushed = Command::new(KAITO)
+        .args(["model", "package", "--model"])
+        .arg(&checkpoint)
+        .args(["--push", &reference])
+        .env("KAITO_PUSH_CHUNK_MIB", "16")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&pushed.stderr);
+    assert!(pushed.status.success(), "{log}");
+    assert!(log.contains("chunks=33"), "{log}");
     let raw = Command::new(tool("skopeo"))
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!(

@@ -267,8 +267,9 @@ impl Registry {
 
     /// Brings blob `digest` into this repository: nothing when the registry has it here, a
     /// cross-repository mount from the first of `mount_from` (repositories of the same registry
-    /// that hold it) when the registry accepts it, else an upload of the `size` bytes `open` reads
-    /// (one monolithic PUT after opening a session).
+    /// that hold it) when the registry accepts it, else an upload of the `size` bytes `open` reads:
+    /// one monolithic PUT after opening a session, or PATCH chunks and a closing PUT for a blob
+    /// larger than the chunk size ([`push_chunk_bytes`]).
     pub(crate) fn push_blob(
         &self,
         digest: &str,
@@ -310,25 +311,136 @@ impl Registry {
             url: start.clone(),
             message: "the registry opened an upload without a Location".to_owned(),
         })?;
-        let upload = join(&self.base, &location);
+        let mut upload = join(&self.base, &location);
+        let chunk = push_chunk_bytes();
+        let (body_size, mut reader) = if size > chunk {
+            upload = self.upload_chunks(&upload, size, chunk, open)?;
+            (0, None)
+        } else {
+            (size, Some(open))
+        };
         let sep = if upload.contains('?') { '&' } else { '?' };
         let put = format!("{upload}{sep}digest={}", encode(digest));
         let response = self.send("uploading a blob", &put, "pull,push", |auth| {
-            let mut reader = open().map_err(ureq::Error::Io)?;
             let mut request = self
                 .agent
                 .put(&put)
                 .header("Content-Type", "application/octet-stream")
-                .header("Content-Length", size.to_string());
+                .header("Content-Length", body_size.to_string());
             if let Some(auth) = auth {
                 request = request.header("Authorization", auth);
             }
-            request.send(ureq::SendBody::from_reader(&mut reader))
+            match reader.as_mut() {
+                Some(open) => {
+                    let mut body = open().map_err(ureq::Error::Io)?;
+                    request.send(ureq::SendBody::from_reader(&mut body))
+                }
+                None => request.send_empty(),
+            }
         })?;
         if response.status().as_u16() != 201 {
             return Err(status_error(response, &put));
         }
         Ok(BlobPush::Uploaded)
+    }
+
+    /// Sends the `size` bytes `open` reads to the upload session at `upload` in PATCH chunks of
+    /// `chunk` bytes (`Content-Range: START-END`), following the `Location` each answer gives.
+    /// A chunk that fails in transit is sent again from where the registry says it has the
+    /// bytes up to (`GET` of the session, its `Range` header). Returns the session's last URL.
+    fn upload_chunks(
+        &self,
+        upload: &str,
+        size: u64,
+        chunk: u64,
+        open: &dyn Fn() -> std::io::Result<Box<dyn Read>>,
+    ) -> Result<String> {
+        tracing::info!(
+            size,
+            chunks = size.div_ceil(chunk),
+            chunk_bytes = chunk,
+            "uploading a blob in chunks"
+        );
+        let io = |e: std::io::Error| Error::io("cannot read the blob to push".to_owned(), e);
+        let mut url = upload.to_owned();
+        let mut reader = open().map_err(io)?;
+        let mut offset = 0u64;
+        let mut retries = 0;
+        let mut buffer = Vec::new();
+        while offset < size {
+            let len = chunk.min(size - offset);
+            buffer.clear();
+            (&mut reader)
+                .take(len)
+                .read_to_end(&mut buffer)
+                .map_err(io)?;
+            if buffer.len() as u64 != len {
+                return Err(Error::Engine(format!(
+                    "the blob to push ended at {} bytes, not {size}",
+                    offset + buffer.len() as u64
+                )));
+            }
+            let range = format!("{offset}-{}", offset + len - 1);
+            let sent = self.send("uploading a chunk", &url, "pull,push", |auth| {
+                let mut request = self
+                    .agent
+                    .patch(&url)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", &range)
+                    .header("Content-Length", len.to_string());
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(&buffer[..])
+            });
+            match sent {
+                Ok(response) if response.status().as_u16() == 202 => {
+                    if let Some(location) = header(&response, "location") {
+                        url = join(&self.base, &location);
+                    }
+                    offset += len;
+                }
+                Ok(response) => return Err(status_error(response, &url)),
+                Err(e) if retries < 3 => {
+                    retries += 1;
+                    // Ask the session how far it got, and go on from there.
+                    let done = self.uploaded_bytes(&url).map_err(|_| e)?;
+                    tracing::warn!(
+                        url,
+                        offset,
+                        resume_at = done,
+                        "a chunk of the upload failed; resuming"
+                    );
+                    reader = open().map_err(io)?;
+                    std::io::copy(&mut (&mut reader).take(done), &mut std::io::sink())
+                        .map_err(io)?;
+                    offset = done;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(url)
+    }
+
+    /// How many bytes the upload session at `url` holds (its `Range: 0-END` answer).
+    fn uploaded_bytes(&self, url: &str) -> Result<u64> {
+        let response = self.send("checking an upload", url, "pull,push", |auth| {
+            let mut request = self.agent.get(url);
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        })?;
+        if response.status().as_u16() != 204 {
+            return Err(status_error(response, url));
+        }
+        Ok(header(&response, "range")
+            .and_then(|r| {
+                r.rsplit('-')
+                    .next()
+                    .and_then(|end| end.trim().parse::<u64>().ok())
+            })
+            .map_or(0, |end| end + 1))
     }
 
     /// `POST url` (an upload session, or a mount).
@@ -357,6 +469,17 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Blobs larger than this are pushed in PATCH chunks of this size:
+/// `$KAITO_PUSH_CHUNK_MIB` MiB (default 256).
+fn push_chunk_bytes() -> u64 {
+    std::env::var("KAITO_PUSH_CHUNK_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&mib| mib > 0)
+        .unwrap_or(256)
+        << 20
 }
 
 /// What [`Registry::push_blob`] did.
