@@ -1429,3 +1429,116 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
         assert!(answer.contains("Paris"), "{answer}");
     }
 }
+
+/// Debian's nginx on a loopback port in front of `registry`, forbidding (HTTP 403, with
+/// Distribution's `DENIED` error body) every repository under `private/`, as a site's proxy does.
+struct ForbiddingProxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ForbiddingProxy {
+    fn start(registry: &Registry) -> Self {
+        let nginx = Command::new("sh")
+            .args(["-c", "command -v nginx || ls /usr/sbin/nginx"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        assert!(
+            !nginx.is_empty(),
+            "`nginx` is not installed: scripts/bootstrap.sh installs it (Debian package nginx-light)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    location /v2/private/ {{\n      default_type application/json;\n      return 403 '{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"requested access to the resource is denied\"}}]}}';\n    }}\n    location / {{ proxy_pass http://127.0.0.1:{}; }}\n  }}\n}}\n",
+            registry.port
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = Command::new(&nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("http://127.0.0.1:{port}/v2/"))
+            .call()
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ForbiddingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_forbidden_repository_is_a_clear_error_and_leaves_nothing() {
+    let registry = Registry::start();
+    let model = model_path();
+    push_model(&model, &registry.reference("private/smollm2:q4"));
+    push_model(&model, &registry.reference("public/smollm2:q4"));
+    let proxy = ForbiddingProxy::start(&registry);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+
+    // Through the proxy, the public repository pulls as directly.
+    let public = format!("oci://127.0.0.1:{}/public/smollm2:q4", proxy.port);
+    let (ok, _, err) = kaito(&["pull", &public, "--cache-dir", cache_dir]);
+    assert!(ok, "{err}");
+
+    // The private one: refused anonymously and with credentials, naming the repository, the
+    // registry's reason and where the credentials came from; nothing new in the store.
+    let before = tree(cache.path());
+    let private = format!("oci://127.0.0.1:{}/private/smollm2:q4", proxy.port);
+    let (ok, _, err) = kaito(&["pull", &private, "--cache-dir", cache_dir]);
+    assert!(!ok);
+    for needed in ["HTTP 403", "DENIED", "private/smollm2", "anonymous access"] {
+        assert!(err.contains(needed), "{needed}: {err}");
+    }
+    let auth = auth_file(
+        cache.path(),
+        "auth.json",
+        &format!("127.0.0.1:{}", proxy.port),
+        "alice",
+        "pw",
+    );
+    let out = Command::new(KAITO)
+        .args(["pull", &private, "--cache-dir", cache_dir])
+        .env("KAITO_REGISTRY_AUTH", &auth)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("HTTP 403") && err.contains("auth.json"),
+        "{err}"
+    );
+    let after: Vec<_> = tree(cache.path())
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("auth.json"))
+        .collect();
+    assert_eq!(before, after, "a refused pull changed the store");
+}

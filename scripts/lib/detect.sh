@@ -56,5 +56,7 @@ kaito_missing_apt_packages() {
   command -v skopeo >/dev/null 2>&1 || echo skopeo
   # The registry's htpasswd (bcrypt) file for the authenticated-registry test.
   command -v htpasswd >/dev/null 2>&1 || echo apache2-utils
+  # A reverse proxy in front of the registry that forbids a repository (HTTP 403), as sites do.
+  command -v nginx >/dev/null 2>&1 || echo nginx-light
   return 0
 }

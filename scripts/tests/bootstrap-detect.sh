@@ -44,7 +44,7 @@ check() {
   fi
 }
 
-all=(cmake cc c++ make docker-registry skopeo htpasswd)
+all=(cmake cc c++ make docker-registry skopeo htpasswd nginx)
 check "only libclang-cpp (the fresh-machine bug) -> libclang-dev is installed" "libclang-dev" \
   usr/lib/llvm-14/lib/libclang-cpp.so.14 usr/lib/x86_64-linux-gnu/libclang-cpp.so.14 -- "${all[@]}"
 check "libclang.so.1 under llvm-14 -> nothing to install" "" \
@@ -57,11 +57,11 @@ check "libclang-cpp next to a real libclang -> nothing to install" "" \
   usr/lib/llvm-14/lib/libclang-cpp.so.14 usr/lib/llvm-14/lib/libclang-14.so.14 -- "${all[@]}"
 check "an unrelated libclangfoo.so -> libclang-dev is installed" "libclang-dev" \
   usr/lib/libclangfoo.so -- "${all[@]}"
-check "no compilers, no cmake, no make, no registry tools -> all are installed" "apache2-utils cmake docker-registry g++ gcc make skopeo" \
+check "no compilers, no cmake, no make, no registry tools -> all are installed" "apache2-utils cmake docker-registry g++ gcc make nginx-light skopeo" \
   usr/lib/llvm-14/lib/libclang.so.1 --
 check "c compiler without c++ -> g++ is installed" "g++" \
-  usr/lib/llvm-14/lib/libclang.so.1 -- cmake cc make docker-registry skopeo htpasswd
-check "no registry, skopeo or htpasswd -> docker-registry, skopeo and apache2-utils are installed" "apache2-utils docker-registry skopeo" \
+  usr/lib/llvm-14/lib/libclang.so.1 -- cmake cc make docker-registry skopeo htpasswd nginx
+check "no registry, skopeo, htpasswd or nginx -> docker-registry, skopeo, apache2-utils and nginx-light are installed" "apache2-utils docker-registry nginx-light skopeo" \
   usr/lib/llvm-14/lib/libclang.so.1 -- cmake cc c++ make
 # A python3 whose venv/ensurepip import fails (Debian without python3-venv).
 printf '#!/bin/sh\nexit 1\n' >"$work/python-no-venv"; chmod +x "$work/python-no-venv"

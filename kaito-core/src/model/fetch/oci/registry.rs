@@ -81,7 +81,7 @@ impl Registry {
         let current = self.authorization();
         let response = build(current.as_deref()).map_err(|e| self.unreachable(url, e))?;
         if response.status().as_u16() != 401 {
-            return Ok(response);
+            return self.unless_forbidden(what, url, response);
         }
         let challenge = header(&response, "www-authenticate").unwrap_or_default();
         let authorization = self.answer(&challenge, scope_action, url)?;
@@ -97,7 +97,45 @@ impl Registry {
                 message: format!("{what}: the registry refused access (HTTP 401): {who}"),
             });
         }
-        Ok(response)
+        self.unless_forbidden(what, url, response)
+    }
+
+    /// `response`, or for a 403 an error saying who was refused, with the registry's reason.
+    fn unless_forbidden(
+        &self,
+        what: &str,
+        url: &str,
+        response: Response<Body>,
+    ) -> Result<Response<Body>> {
+        if response.status().as_u16() != 403 {
+            return Ok(response);
+        }
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        // Distribution's error body: {"errors":[{"code":"DENIED","message":"…"}]}.
+        let reason = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                let e = v.get("errors")?.get(0)?;
+                Some(format!(
+                    "{}: {}",
+                    e.get("code")?.as_str()?,
+                    e.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                ))
+            })
+            .unwrap_or_else(|| body.trim().chars().take(200).collect());
+        let who = match &self.credentials {
+            Some(c) => format!("the user from {} may not access repository `{}`", c.origin, self.repository),
+            None => format!("anonymous access to repository `{}` is not allowed and no credentials were found (~/.docker/config.json, $REGISTRY_AUTH_FILE or $KAITO_REGISTRY_AUTH)", self.repository),
+        };
+        Err(Error::Download {
+            url: url.to_owned(),
+            message: format!("{what}: the registry forbids it (HTTP 403: {reason}): {who}"),
+        })
     }
 
     fn registry_host(&self) -> &str {
