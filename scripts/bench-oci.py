@@ -7,7 +7,8 @@
   pull   pull throughput: `kaito pull oci://…` into an empty store against `skopeo copy` of the
          same artifact into an empty directory, alternated, with `dd` writing the same number of
          bytes to the same disk (conv=fsync; with several files also FILES dd writers at once,
-         as kaito writes the layers) as the ceiling. The artifact is a checkpoint
+         as kaito writes the layers) and the registry's own read of every layer to /dev/null (curl)
+         as the ceilings. The artifact is a checkpoint
          directory of FILES random-weight safetensors shards (plus config.json) packaged by
          `kaito model package --push`; with --files 1, one random layer pushed by hand.
 
@@ -209,6 +210,10 @@ def bench_pull(args, work: Path, registry: Registry) -> None:
     else:
         ref = push_random_artifact(registry, work, args.size_mib)
         size = args.size_mib * (1 << 20)
+    repo, tag = ref.split("/", 1)[1].split(":")
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    layers = [l["digest"] for l in json.load(urllib.request.urlopen(req))["layers"]]
     policy = work / "policy.json"
     policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
     times: dict[str, list[float]] = {"kaito": [], "skopeo": [], "dd": []}
@@ -224,6 +229,10 @@ def bench_pull(args, work: Path, registry: Registry) -> None:
         times["dd"].append(timed(["dd", "if=/dev/zero", f"of={target}", "bs=1M",
                                   f"count={args.size_mib}", "conv=fsync", "status=none"]))
         target.unlink()
+        # The registry alone: every layer read to /dev/null at once (what the pull cannot beat
+        # on a machine where the registry shares the CPUs).
+        times.setdefault("registry_read", []).append(timed(["sh", "-c", " & ".join(
+            f"curl -s -o /dev/null http://{registry.host}/v2/{repo}/blobs/{d}" for d in layers) + " & wait"]))
         if args.files > 1:
             # The same bytes as FILES writers at once, as kaito writes the layers.
             per = args.size_mib // args.files
@@ -239,7 +248,8 @@ def bench_pull(args, work: Path, registry: Registry) -> None:
                       "median_MB_per_s": med, "all_s": times},
                      indent=1))
     print(f"median MB/s: kaito {med['kaito']:.0f}, skopeo {med['skopeo']:.0f}, dd {med['dd']:.0f}"
-          + (f", dd x{args.files} in parallel {med['dd_parallel']:.0f}" if "dd_parallel" in med else "") + "; "
+          + (f", dd x{args.files} in parallel {med['dd_parallel']:.0f}" if "dd_parallel" in med else "")
+          + f", registry read to /dev/null {med['registry_read']:.0f}; "
           f"kaito / skopeo = {med['kaito'] / med['skopeo']:.2f}")
 
 
