@@ -274,6 +274,17 @@ fn oci_models_need_a_catalogue_preset_the_kaito_runtime_and_good_names() {
     );
     assert_rejects(
         &ws(
+            "{source: 'oci://reg.example.com/m:q4', preset: smollm2-135m-instruct, cacheMaxGiB: 0}",
+            "",
+        ),
+        "inference.model.cacheMaxGiB: must be a positive number of GiB, got 0",
+    );
+    assert_rejects(
+        &ws("{source: 'oci://reg.example.com/m:q4', preset: smollm2-135m-instruct, cacheMaxGiB: lots}", ""),
+        "cacheMaxGiB",
+    );
+    assert_rejects(
+        &ws(
             "{source: smollm2-135m-instruct}",
             "kaito.sh/preheat: 'true'",
         ),

@@ -335,7 +335,31 @@ fn each_fixture_renders_its_feature() {
             .iter()
             .any(|v| v["name"] == "model-cache"
                 && v["persistentVolumeClaim"]["claimName"] == "model-cache"));
+        // The cache bound reaches the pull and the runtime, which both evict down to it.
+        let containers = pod["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(pod["containers"].as_array().unwrap());
+        for c in containers {
+            assert!(
+                c["env"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["name"] == "KAITO_CACHE_MAX_GIB" && e["value"] == "40"),
+                "{}",
+                c["name"]
+            );
+        }
     }
+    let ds = of_kind(&d, "DaemonSet")[0];
+    let pull = &ds["spec"]["template"]["spec"]["initContainers"][0];
+    assert!(pull["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "KAITO_CACHE_MAX_GIB"));
 }
 
 /// The bypass annotation is what lets the undersized GPU through.

@@ -209,7 +209,12 @@ impl LoadPlan {
             .cache_dir
             .clone()
             .unwrap_or_else(super::default_cache_dir);
-        let cache_max_bytes = match options.cache_max_gib {
+        // The Workspace's `inference.model.cacheMaxGiB` unless the caller set a limit.
+        let cache_max_gib = options.cache_max_gib.or_else(|| {
+            let inference = options.workspace.as_ref()?.inference.as_ref()?;
+            inference.model.as_ref()?.cache_max_gib
+        });
+        let cache_max_bytes = match cache_max_gib {
             None => None,
             Some(gib) if gib.is_finite() && gib > 0.0 => Some((gib * GIB) as u64),
             Some(gib) => {
@@ -314,6 +319,24 @@ mod tests {
         assert_eq!(plan.served_name, catalogue::default_preset().name);
         assert_eq!(plan.engine, EngineConfig::default());
         assert_eq!(plan.cache_dir, super::super::default_cache_dir());
+    }
+
+    #[test]
+    fn the_workspace_cache_limit_applies_unless_an_option_sets_one() {
+        let ws = workspace("  model: {source: smollm2-135m-instruct, cacheMaxGiB: 2}\n");
+        let plan = LoadPlan::resolve(&LoadOptions {
+            workspace: Some(ws.clone()),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        assert_eq!(plan.cache_max_bytes, Some(2 << 30));
+        let plan = LoadPlan::resolve(&LoadOptions {
+            workspace: Some(ws),
+            cache_max_gib: Some(0.5),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        assert_eq!(plan.cache_max_bytes, Some(1 << 29));
     }
 
     #[test]

@@ -269,6 +269,15 @@ pub struct ModelSpec {
     /// instead of the node's `/var/lib/kaito/models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_volume_claim: Option<String>,
+    /// The most the model cache may hold, in GiB: after each pull the least recently used
+    /// models no process holds are evicted down to it (`--cache-max-gib`). In a cluster it bounds
+    /// the node's cache (or the PVC) for every pod that pulls into it.
+    #[serde(
+        default,
+        rename = "cacheMaxGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_max_gib: Option<f64>,
 }
 
 /// kaito-rs extension `inference.engine`: engine parameters for the `kaito` runtime.

@@ -88,6 +88,14 @@ pub(super) fn inference(path: &str, i: &InferenceSpec) -> Result<()> {
                 ));
             }
         }
+        if let Some(gib) = model.cache_max_gib {
+            if !(gib.is_finite() && gib > 0.0) {
+                return Err(Error::spec(
+                    format!("{path}.model.cacheMaxGiB"),
+                    format!("must be a positive number of GiB, got {gib}"),
+                ));
+            }
+        }
         let names = model
             .preset
             .iter()

@@ -244,6 +244,11 @@ pub fn inference() -> Value {
                                    "description": "kubernetes.io/dockerconfigjson Secrets with the registry credentials of an oci:// source."}),
                         ),
                         ("cacheVolumeClaim", string("A PersistentVolumeClaim for the model cache of an oci:// source (default: the node's /var/lib/kaito/models).")),
+                        (
+                            "cacheMaxGiB",
+                            json!({"type": "number", "minimum": 0, "exclusiveMinimum": true,
+                                   "description": "The most the model cache may hold, in GiB: each pull evicts the least recently used models no pod holds down to it."}),
+                        ),
                     ],
                     &["source"],
                     vec![],

@@ -55,6 +55,9 @@ pub(crate) fn cache_parts(model: &ModelSpec, opts: &RenderOptions) -> CacheParts
     let mut volumes = vec![cache_volume];
     let mut mounts = Vec::new();
     let mut env = vec![json!({"name": "KAITO_CACHE_DIR", "value": CACHE_DIR})];
+    if let Some(gib) = model.cache_max_gib {
+        env.push(json!({"name": "KAITO_CACHE_MAX_GIB", "value": gib.to_string()}));
+    }
     if !model.image_pull_secrets.is_empty() {
         let sources: Vec<Value> = model
             .image_pull_secrets
