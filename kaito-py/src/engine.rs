@@ -126,7 +126,7 @@ fn collected(out: Vec<generation::Collected>) -> Vec<ChoiceOut> {
 impl Engine {
     /// Resolves, fetches (when needed) and loads a model, then generates one warm-up token.
     #[new]
-    #[pyo3(signature = (model=None, *, workspace=None, backend=None, threads=None, ctx_size=None, parallel=None, max_queue=None, cache_dir=None, served_name=None, deterministic=None))]
+    #[pyo3(signature = (model=None, *, workspace=None, backend=None, threads=None, ctx_size=None, parallel=None, max_queue=None, cache_dir=None, cache_max_gib=None, cache_tiers=None, served_name=None, deterministic=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -138,6 +138,8 @@ impl Engine {
         parallel: Option<u32>,
         max_queue: Option<u32>,
         cache_dir: Option<PathBuf>,
+        cache_max_gib: Option<f64>,
+        cache_tiers: Option<Vec<PathBuf>>,
         served_name: Option<String>,
         deterministic: Option<bool>,
     ) -> PyResult<Self> {
@@ -150,6 +152,8 @@ impl Engine {
             parallel,
             max_queue,
             cache_dir,
+            cache_max_gib,
+            cache_tiers: cache_tiers.unwrap_or_default(),
             served_name,
             deterministic,
             ..LoadOptions::default()

@@ -24,6 +24,8 @@ class Engine:
         parallel: Optional[int] = None,
         max_queue: Optional[int] = None,
         cache_dir: Optional[str] = None,
+        cache_max_gib: Optional[float] = None,
+        cache_tiers: Optional[List[str]] = None,
         served_name: Optional[str] = None,
         deterministic: Optional[bool] = None,
     ) -> None: ...

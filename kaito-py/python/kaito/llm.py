@@ -146,6 +146,11 @@ class LLM:
     ``"hf:ORG/REPO/FILE.gguf[@REV]"`` or a preset name; ``workspace`` takes the model and engine
     settings from a :class:`kaito.Workspace` (explicit arguments win).
 
+    The model store is ``cache_dir`` (default ``$KAITO_CACHE_DIR`` or ``~/.cache/kaito``), as for
+    the CLI: ``cache_max_gib`` bounds it (after a fetch, the least recently used models no process
+    holds are evicted; a model larger than the limit is refused), and ``cache_tiers`` names
+    read-only stores searched before the network (a hit is hard-linked in, or copied).
+
     Every engine call releases the GIL: other Python threads keep running, and several threads
     may generate at once (up to ``parallel`` are decoded together, ``max_queue`` more wait;
     beyond that :class:`kaito.OverloadedError`). Ctrl-C interrupts a blocking call in the main
@@ -173,6 +178,8 @@ class LLM:
         parallel: Optional[int] = None,
         max_queue: Optional[int] = None,
         cache_dir: Optional[StrPath] = None,
+        cache_max_gib: Optional[float] = None,
+        cache_tiers: Optional[Sequence[StrPath]] = None,
         served_name: Optional[str] = None,
         deterministic: bool = True,
     ) -> None:
@@ -185,6 +192,8 @@ class LLM:
             parallel=parallel,
             max_queue=max_queue,
             cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
+            cache_max_gib=cache_max_gib,
+            cache_tiers=[os.fspath(t) for t in cache_tiers] if cache_tiers is not None else None,
             served_name=served_name,
             deterministic=deterministic,
         )

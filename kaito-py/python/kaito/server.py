@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Optional, Type, Union
+from typing import Optional, Sequence, Type, Union
 
 from . import _kaito
 from .llm import LLM, StrPath
@@ -72,6 +72,8 @@ def serve(
     parallel: Optional[int] = None,
     max_queue: Optional[int] = None,
     cache_dir: Optional[StrPath] = None,
+    cache_max_gib: Optional[float] = None,
+    cache_tiers: Optional[Sequence[StrPath]] = None,
     served_name: Optional[str] = None,
 ) -> Server:
     """Starts an OpenAI-compatible server for ``model`` and returns once it is ready.
@@ -95,6 +97,8 @@ def serve(
             parallel=parallel,
             max_queue=max_queue,
             cache_dir=cache_dir,
+            cache_max_gib=cache_max_gib,
+            cache_tiers=cache_tiers,
             served_name=served_name,
         )
     native = _kaito.Server(llm._engine, host=host, port=port, api_key=api_key)
