@@ -156,6 +156,21 @@ impl Registry {
         assert_eq!(put.status(), 201);
     }
 
+    /// What `skopeo inspect --raw` reads as the manifest of `repo_tag`.
+    fn skopeo_raw(&self, repo_tag: &str) -> Vec<u8> {
+        let raw = Command::new(tool("skopeo"))
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://127.0.0.1:{}/{repo_tag}", self.port))
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        raw.stdout
+    }
+
     /// The file holding a blob in the registry's storage.
     fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
@@ -275,17 +290,9 @@ fn a_packaged_model_is_pushed_read_by_skopeo_pulled_once_and_served() {
     assert!(err.contains("2 blobs uploaded, 0 mounted"), "{err}");
     let skopeo = tool("skopeo");
     let docker_ref = format!("docker://127.0.0.1:{}/smollm2:q4", registry.port);
-    let raw = Command::new(&skopeo)
-        .args(["inspect", "--raw", "--tls-verify=false", &docker_ref])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    assert_eq!(format!("sha256:{}", sha(&raw.stdout)), digests[0]);
-    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let raw = registry.skopeo_raw("smollm2:q4");
+    assert_eq!(format!("sha256:{}", sha(&raw)), digests[0]);
+    let manifest: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
         manifest["artifactType"],
         "application/vnd.cncf.model.manifest.v1+json"
@@ -1288,21 +1295,9 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
         written.trim(),
         "the same shards give the same digest"
     );
-    let raw = Command::new(tool("skopeo"))
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!(
-            "docker://127.0.0.1:{}/smollm2-split:q4",
-            registry.port
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    assert_eq!(format!("sha256:{}", sha(&raw.stdout)), pushed.trim());
-    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let raw = registry.skopeo_raw("smollm2-split:q4");
+    assert_eq!(format!("sha256:{}", sha(&raw)), pushed.trim());
+    let manifest: Value = serde_json::from_slice(&raw).unwrap();
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
     for (layer, shard) in layers.iter().zip(&shards) {
@@ -1363,15 +1358,7 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
     let log = String::from_utf8_lossy(&pushed.stderr);
     assert!(pushed.status.success(), "{log}");
     assert!(log.contains("chunks=33"), "{log}");
-    let raw = Command::new(tool("skopeo"))
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!(
-            "docker://127.0.0.1:{}/smollm2-hf:f32",
-            registry.port
-        ))
-        .output()
-        .unwrap();
-    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let manifest: Value = serde_json::from_slice(&registry.skopeo_raw("smollm2-hf:f32")).unwrap();
     let types: Vec<(&str, &str)> = manifest["layers"]
         .as_array()
         .unwrap()
