@@ -2,17 +2,21 @@
 //! (weight-only INT8 / INT4 decoder projections), which `kaito serve` then loads with the quant
 //! engine without quantizing at start-up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
+use kaito_core::model::plan::{LoadOptions, LoadPlan};
+
+use crate::runtime;
 
 /// `kaito quantize`.
 #[derive(Debug, Clone, Args)]
 pub struct QuantizeArgs {
-    /// The Hugging Face checkpoint directory to quantize (e.g. a `kaito convert` output).
-    #[arg(short, long, value_name = "DIR")]
-    pub model: PathBuf,
+    /// The Hugging Face checkpoint directory to quantize (e.g. a `kaito convert` output), or an
+    /// `oci://` reference to one (pulled into the model store first).
+    #[arg(short, long, value_name = "DIR|oci://…")]
+    pub model: String,
     /// The directory to write.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
@@ -22,14 +26,30 @@ pub struct QuantizeArgs {
     /// Replace DIR if it exists and is not empty.
     #[arg(long)]
     pub force: bool,
+    /// Model cache directory, for an `oci://` model.
+    #[arg(long, env = "KAITO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Checks the arguments, then quantizes on a blocking thread.
 pub async fn run(args: QuantizeArgs) -> Result<()> {
-    if !args.model.join("config.json").is_file() {
+    // A local directory as it is; anything else (oci://…) through the model store, held while
+    // it is read.
+    let (model, held) = if Path::new(&args.model).is_dir() || !args.model.contains("://") {
+        (PathBuf::from(&args.model), None)
+    } else {
+        let plan = LoadPlan::resolve(&LoadOptions {
+            model: Some(args.model.clone()),
+            cache_dir: args.cache_dir.clone(),
+            ..LoadOptions::default()
+        })?;
+        let weights = runtime::fetch(&plan).await?;
+        (weights.primary.clone(), Some(weights))
+    };
+    if !model.join("config.json").is_file() {
         bail!(
             "--model: {} is not a Hugging Face checkpoint directory (no config.json)",
-            args.model.display()
+            model.display()
         );
     }
     if !kaito_core::engine::QUANTIZATION_NAMES.contains(&args.scheme.as_str()) {
@@ -50,21 +70,23 @@ pub async fn run(args: QuantizeArgs) -> Result<()> {
             args.out.display()
         );
     }
-    tokio::task::spawn_blocking(move || quantize(args)).await?
+    let done = tokio::task::spawn_blocking(move || quantize(&model, args)).await?;
+    drop(held);
+    done
 }
 
 #[cfg(feature = "quant")]
-fn quantize(args: QuantizeArgs) -> Result<()> {
+fn quantize(model: &Path, args: QuantizeArgs) -> Result<()> {
     use kaito_backends::quant::{quantize_checkpoint, QuantScheme};
     let scheme: QuantScheme = args.scheme.parse()?;
     if args.out.exists() {
         std::fs::remove_dir_all(&args.out)?;
     }
-    let report = quantize_checkpoint(&args.model, &args.out, scheme)?;
+    let report = quantize_checkpoint(model, &args.out, scheme)?;
     println!(
         "quantized {} layers of {} with {}: linear weights {:.1} MB → {:.1} MB ({:.3}× the source dtype); {} float tensors kept; wrote {}",
         report.modules.len(),
-        args.model.display(),
+        model.display(),
         scheme,
         report.source_linear_bytes as f64 / 1e6,
         report.quantized_linear_bytes as f64 / 1e6,
@@ -76,6 +98,6 @@ fn quantize(args: QuantizeArgs) -> Result<()> {
 }
 
 #[cfg(not(feature = "quant"))]
-fn quantize(_: QuantizeArgs) -> Result<()> {
+fn quantize(_: &Path, _: QuantizeArgs) -> Result<()> {
     bail!("this kaito was built without the `quant` feature (cargo build --features kaito-cli/quant, after `eval \"$(scripts/libtorch-env.sh)\"`)")
 }

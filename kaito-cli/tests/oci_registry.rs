@@ -1415,6 +1415,50 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
         let answer = ask_capital(&reference, cache_dir);
         assert!(answer.contains("Paris"), "{answer}");
     }
+    if cfg!(feature = "quant") {
+        // `kaito quantize` of the pulled checkpoint; its output packages with its scheme.
+        let quantized = work.path().join("smollm2-int8");
+        let (ok, _, err) = kaito(&[
+            "quantize",
+            "--model",
+            &reference,
+            "--out",
+            quantized.to_str().unwrap(),
+            "--scheme",
+            "int8",
+            "--cache-dir",
+            cache_dir,
+        ]);
+        assert!(ok, "{err}");
+        let layout = work.path().join("int8-layout");
+        let (ok, digest, err) = kaito(&[
+            "model",
+            "package",
+            "--model",
+            quantized.to_str().unwrap(),
+            "--out",
+            layout.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(digest.trim().trim_start_matches("sha256:")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let config: Value = serde_json::from_slice(
+            &std::fs::read(layout.join("blobs/sha256").join(config_digest)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["config"]["quantization"], "int8", "{config}");
+    }
 }
 
 /// Debian's nginx on a loopback port in front of `registry`, forbidding (HTTP 403, with
