@@ -1573,3 +1573,101 @@ fn a_forbidden_repository_is_a_clear_error_and_leaves_nothing() {
         .collect();
     assert_eq!(before, after, "a refused pull changed the store");
 }
+
+/// `kaito pull` with the range threshold at 16 MiB: the 98 MB layer comes in 4 ranges at once.
+fn pull_in_ranges(reference: &str, cache_dir: &str) -> (bool, String, String) {
+    let out = Command::new(KAITO)
+        .args(["pull", reference, "--cache-dir", cache_dir])
+        .env("KAITO_PULL_RANGE_MIN_MIB", "16")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_large_layer_is_pulled_in_ranges_that_resume_where_they_stopped() {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let weights = std::fs::read(&gguf).unwrap();
+    let reference = registry.reference("smollm2:q4");
+    push_model(&gguf, &reference);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_dir = cache.to_str().unwrap();
+
+    let (ok, out, err) = pull_in_ranges(&reference, cache_dir);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("pulling a layer in ranges") && err.contains("ranges=4"),
+        "{err}"
+    );
+    let pulled = PathBuf::from(out.lines().last().unwrap().trim());
+    assert_eq!(std::fs::read(&pulled).unwrap(), weights);
+
+    // A pull stopped part-way: ranges 0 and 2 got some of their bytes, as their record says.
+    let key = format!("oci/127.0.0.1:{}/smollm2:q4", registry.port);
+    let forget = |cache_dir: &str| {
+        assert!(kaito(&["cache", "rm", &key, "--cache-dir", cache_dir]).0);
+        assert!(
+            kaito(&[
+                "cache",
+                "prune",
+                "--max-size",
+                "0",
+                "--cache-dir",
+                cache_dir
+            ])
+            .0
+        );
+    };
+    forget(cache_dir);
+    let part = cache
+        .join("tmp")
+        .join(format!("{}.part", store_file_name(&key)));
+    let record = part.with_file_name(format!("{}.part.ranges", store_file_name(&key)));
+    let size = weights.len();
+    let q = size.div_ceil(4);
+    let ranges = [
+        (0, q, q / 2),
+        (q, 2 * q, 0),
+        (2 * q, 3 * q, q - 1),
+        (3 * q, size, 0),
+    ];
+    let write_partial = |fill: u8| {
+        let mut bytes = vec![0u8; size];
+        for (start, _, done) in ranges {
+            bytes[start..start + done].copy_from_slice(&weights[start..start + done]);
+        }
+        bytes[2 * q] = bytes[2 * q].wrapping_add(fill);
+        std::fs::write(&part, bytes).unwrap();
+        let state = json!({"size": size, "ranges": ranges});
+        std::fs::write(&record, state.to_string()).unwrap();
+    };
+    write_partial(0);
+    let (ok, out, err) = pull_in_ranges(&reference, cache_dir);
+    assert!(ok, "{err}");
+    assert!(err.contains("resuming a ranged download"), "{err}");
+    assert!(err.contains(&format!("done={}", q / 2 + q - 1)), "{err}");
+    assert_eq!(
+        std::fs::read(out.lines().last().unwrap().trim()).unwrap(),
+        weights
+    );
+    assert!(!part.exists() && !record.exists());
+
+    // A kept range whose bytes are not the layer's: the digest check fails, the pull says so and
+    // fetches the layer again as one stream.
+    forget(cache_dir);
+    write_partial(1);
+    let (ok, out, err) = pull_in_ranges(&reference, cache_dir);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("sha256 mismatch") && err.contains("as one stream"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.lines().last().unwrap().trim()).unwrap(),
+        weights
+    );
+    assert!(!part.exists() && !record.exists());
+}

@@ -17,8 +17,8 @@ use crate::model::store::Progress;
 
 const MAX_REDIRECTS: usize = 10;
 /// Tries of one download, resuming after each transient failure.
-const MAX_ATTEMPTS: u32 = 5;
-const CHUNK: usize = 256 * 1024;
+pub(super) const MAX_ATTEMPTS: u32 = 5;
+pub(super) const CHUNK: usize = 256 * 1024;
 
 /// Why a request failed, so callers can word HTTP statuses for their audience.
 #[derive(Debug)]
@@ -95,6 +95,8 @@ pub(crate) struct Get<'a> {
     pub accept: Option<&'a str>,
     /// Ask for the bytes from this offset on (`Range: bytes=N-`) when non-zero.
     pub range_from: u64,
+    /// With `range_from`: the last byte wanted (`Range: bytes=N-END`).
+    pub range_end: Option<u64>,
 }
 
 /// A successful (2xx) response after redirects.
@@ -124,8 +126,14 @@ pub(crate) fn get(agent: &ureq::Agent, get: &Get<'_>) -> Result<Fetched, Failure
         if let Some(accept) = get.accept {
             request = request.header("Accept", accept);
         }
-        if get.range_from > 0 {
-            request = request.header("Range", format!("bytes={}-", get.range_from));
+        match get.range_end {
+            Some(end) => {
+                request = request.header("Range", format!("bytes={}-{end}", get.range_from));
+            }
+            None if get.range_from > 0 => {
+                request = request.header("Range", format!("bytes={}-", get.range_from));
+            }
+            None => {}
         }
         let response = request.call().map_err(|e| call_failure(&current, e))?;
         if published_sha256.is_none() {
@@ -372,7 +380,7 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> io::Result<()>
     file.seek(SeekFrom::Start(len)).map(drop)
 }
 
-fn remove(path: &Path) -> Result<()> {
+pub(super) fn remove(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             Err(Error::io(format!("cannot remove {}", path.display()), e))
@@ -383,7 +391,7 @@ fn remove(path: &Path) -> Result<()> {
 
 /// A failed write into `part`. When the disk is full the part is deleted: keeping it for a resume
 /// would keep the disk full.
-fn write_failure(part: &Path, e: io::Error) -> Failure {
+pub(super) fn write_failure(part: &Path, e: io::Error) -> Failure {
     if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
         let _ = std::fs::remove_file(part);
         let dir = part.parent().and_then(Path::parent).unwrap_or(part);
@@ -398,11 +406,11 @@ fn write_failure(part: &Path, e: io::Error) -> Failure {
     io_failure(part, "write", e)
 }
 
-fn io_failure(path: &Path, what: &str, e: io::Error) -> Failure {
+pub(super) fn io_failure(path: &Path, what: &str, e: io::Error) -> Failure {
     Failure::Fatal(Error::io(format!("cannot {what} {}", path.display()), e))
 }
 
-fn call_failure(url: &str, error: ureq::Error) -> Failure {
+pub(super) fn call_failure(url: &str, error: ureq::Error) -> Failure {
     let message = error.to_string();
     let url = url.to_owned();
     match error {
@@ -438,7 +446,7 @@ fn status_failure(url: String, response: Response<Body>) -> Failure {
     Failure::Status { code, url, detail }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -454,7 +462,7 @@ fn sha256_header(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `bytes START-END/TOTAL` → (START, TOTAL if known).
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+pub(super) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
     let start = range.split_once('-')?.0.trim().parse().ok()?;
     Some((start, total.trim().parse().ok()))

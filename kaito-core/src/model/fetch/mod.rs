@@ -17,6 +17,7 @@ mod http;
 pub mod oci;
 mod progress;
 mod pypi;
+mod ranged;
 mod url;
 
 use std::path::PathBuf;

@@ -11,7 +11,8 @@ use super::credentials::Credentials;
 use super::media::{self, Descriptor};
 use super::registry::Registry;
 use crate::error::{Error, Result};
-use crate::model::fetch::http::{self, Download, Get};
+use crate::model::fetch::http::{self, Download, Failure, Get};
+use crate::model::fetch::ranged;
 use crate::model::store::{
     listing_hex, IncomingFile, Ingest, ModelFile, ModelFormat, ModelStore, Progress, Source,
     StoredModel,
@@ -157,7 +158,8 @@ impl OciArtifact {
             Err(ingest) => ingest,
         };
         let part = ingest.part();
-        let sha = download_layer(registry, layer, name, &part, progress)?;
+        let streams = range_streams(layer.size, 1);
+        let sha = download_layer(registry, layer, name, &part, progress, streams)?;
         // The digest matched, so these are the layer's bytes, whatever size the manifest claims.
         ingest.commit(name, &sha, ModelFormat::Gguf)
     }
@@ -165,6 +167,29 @@ impl OciArtifact {
 
 /// How many layers of one artifact download at once.
 const PARALLEL_LAYERS: usize = 4;
+
+/// The most connections one pull opens at once (layers × ranges): `$KAITO_PULL_STREAMS`,
+/// default 4.
+fn pull_streams() -> usize {
+    env_number("KAITO_PULL_STREAMS").unwrap_or(4).clamp(1, 16) as usize
+}
+
+/// How many ranges a layer of `size` bytes is fetched in while `layers` layers download at once:
+/// the streams left to each layer, for a layer of at least `$KAITO_PULL_RANGE_MIN_MIB` (512) MiB;
+/// else one.
+fn range_streams(size: u64, layers: usize) -> usize {
+    let min = env_number("KAITO_PULL_RANGE_MIN_MIB").unwrap_or(512) << 20;
+    let per_layer = pull_streams() / layers.max(1);
+    if size >= min.max(1) && per_layer > 1 {
+        per_layer
+    } else {
+        1
+    }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
 
 /// The layers of a model of several files: those the store lacks are downloaded, up to
 /// [`PARALLEL_LAYERS`] at once, each into its own part file (resumed after an interruption),
@@ -200,11 +225,12 @@ fn pull_layers(
         total,
         done: Mutex::new(BTreeMap::new()),
     };
+    let at_once = PARALLEL_LAYERS.min(wanted.len()).min(pull_streams());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_LAYERS.min(wanted.len()) {
+        for _ in 0..at_once {
             scope.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = wanted.get(n) else { break };
@@ -213,7 +239,8 @@ fn pull_layers(
                 }
                 let (layer, path) = &layers.files[i];
                 let part = ingest.part_for(&files[i].sha256);
-                let result = download_layer(registry, layer, path, &part, &combined);
+                let streams = range_streams(layer.size, at_once);
+                let result = download_layer(registry, layer, path, &part, &combined, streams);
                 if result.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
@@ -264,14 +291,17 @@ fn pull_layers(
     Ok(incoming.into_iter().flatten().collect())
 }
 
-/// Streams `layer` into `part` (resuming what it holds) while hashing it; a digest mismatch
-/// deletes `part` and the error names the layer and its file.
+/// Streams `layer` into `part` (resuming what it holds) while hashing it — or, with `streams`
+/// above one, as that many byte ranges at once, hashed at the end (a registry that does not
+/// answer ranges gets the one stream); a digest mismatch deletes `part` and the error names the
+/// layer and its file.
 fn download_layer(
     registry: &Registry,
     layer: &Descriptor,
     name: &str,
     part: &std::path::Path,
     progress: &dyn Progress,
+    streams: usize,
 ) -> Result<String> {
     let hex = layer
         .digest
@@ -289,7 +319,20 @@ fn download_layer(
         progress,
         label: name,
     };
-    http::download(&http::agent(), &download, part).map_err(|f| match Error::from(f) {
+    let agent = http::agent();
+    let result = if streams > 1 {
+        tracing::info!(layer = %layer.digest, file = name, size = layer.size, ranges = streams, "pulling a layer in ranges");
+        match ranged::download(&agent, &download, layer.size, streams, part) {
+            Err(Failure::Restart { url, message }) => {
+                tracing::warn!(%url, "{message}; pulling the layer as one stream");
+                http::download(&agent, &download, part)
+            }
+            other => other,
+        }
+    } else {
+        http::download(&agent, &download, part)
+    };
+    result.map_err(|f| match Error::from(f) {
         Error::Download { url, message } => Error::Download {
             url,
             message: format!("layer {} ({name}): {message}", layer.digest),
