@@ -588,6 +588,17 @@ fn push_model(file: &Path, reference: &str) {
     assert!(ok, "{err}");
 }
 
+/// A fresh registry holding the bundled SmolLM2 as `smollm2:q4` (pushed by `kaito model package`):
+/// the registry, the GGUF's bytes and the `oci://` reference.
+fn registry_with_smollm2() -> (Registry, Vec<u8>, String) {
+    let registry = Registry::start();
+    let gguf = model_path();
+    let weights = std::fs::read(&gguf).unwrap();
+    let reference = registry.reference("smollm2:q4");
+    push_model(&gguf, &reference);
+    (registry, weights, reference)
+}
+
 /// A docker config file with `auths` for `registry` (user name and password in the clear).
 fn auth_file(dir: &Path, name: &str, registry: &str, user: &str, password: &str) -> PathBuf {
     let path = dir.join(name);
@@ -847,11 +858,7 @@ fn store_file_name(key: &str) -> String {
 
 #[test]
 fn an_interrupted_pull_resumes_and_a_full_disk_leaves_nothing_behind() {
-    let registry = Registry::start();
-    let gguf = model_path();
-    let weights = std::fs::read(&gguf).unwrap();
-    let reference = registry.reference("smollm2:q4");
-    push_model(&gguf, &reference);
+    let (registry, weights, reference) = registry_with_smollm2();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let cache_dir = cache.to_str().unwrap();
@@ -948,11 +955,7 @@ fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
 
 #[test]
 fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
-    let registry = Registry::start();
-    let gguf = model_path();
-    let weights = std::fs::read(&gguf).unwrap();
-    let reference = registry.reference("smollm2:q4");
-    push_model(&gguf, &reference);
+    let (registry, weights, reference) = registry_with_smollm2();
     let dir = tempfile::tempdir().unwrap();
     // The shared tier: a model store another machine filled.
     let tier = dir.path().join("tier");
@@ -1587,11 +1590,7 @@ fn pull_in_ranges(reference: &str, cache_dir: &str) -> (bool, String, String) {
 
 #[test]
 fn a_large_layer_is_pulled_in_ranges_that_resume_where_they_stopped() {
-    let registry = Registry::start();
-    let gguf = model_path();
-    let weights = std::fs::read(&gguf).unwrap();
-    let reference = registry.reference("smollm2:q4");
-    push_model(&gguf, &reference);
+    let (registry, weights, reference) = registry_with_smollm2();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let cache_dir = cache.to_str().unwrap();
