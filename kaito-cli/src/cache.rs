@@ -21,7 +21,8 @@ pub struct CacheArgs {
 /// `kaito cache` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum CacheAction {
-    /// List the stored models, least recently used first: digest, size, last use, held, sources.
+    /// List the stored files, least recently used first: digest, size, last use, held, the
+    /// sources naming them (and, in a model of several files, the file's path in it).
     #[command(alias = "ls")]
     List,
     /// Evict the least recently used models (unreferenced ones first) until the store fits
@@ -53,9 +54,14 @@ pub fn run(args: CacheArgs) -> Result<()> {
                 print_entry(e);
             }
             let total: u64 = entries.iter().map(|e| e.size).sum();
+            let models: std::collections::BTreeSet<&str> = entries
+                .iter()
+                .flat_map(|e| e.keys.iter().map(String::as_str))
+                .collect();
             println!(
-                "{} models, {} in {}",
-                entries.len(),
+                "{} of {}, {} in {}",
+                count(entries.len(), "file"),
+                count(models.len(), "model"),
                 human(total),
                 store.root().display()
             );
@@ -68,8 +74,8 @@ pub fn run(args: CacheArgs) -> Result<()> {
             let freed: u64 = removed.iter().map(|e| e.size).sum();
             let left: u64 = store.entries()?.iter().map(|e| e.size).sum();
             println!(
-                "evicted {} models ({}); {} left",
-                removed.len(),
+                "evicted {} ({}); {} left",
+                count(removed.len(), "file"),
                 human(freed),
                 human(left)
             );
@@ -91,12 +97,28 @@ pub fn run(args: CacheArgs) -> Result<()> {
     Ok(())
 }
 
+/// `1 file`, `3 files`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_entry(e: &StoreEntry) {
     let digest = e.digest.get(..19).unwrap_or(&e.digest);
     let keys = if e.keys.is_empty() {
         "-".to_owned()
     } else {
-        e.keys.join(", ")
+        e.keys
+            .iter()
+            .zip(&e.paths)
+            .map(|(key, path)| {
+                if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key} [{path}]")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     println!(
         "{digest:<19} {:>10} {:<20} {:<4} {keys}",

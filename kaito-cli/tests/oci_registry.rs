@@ -338,7 +338,7 @@ fn a_packaged_model_is_pushed_read_by_skopeo_pulled_once_and_served() {
     let (ok, _, err) = kaito(&["model", "pull", &again, "--cache-dir", cache_dir]);
     assert!(ok, "{err}");
     let (_, list, _) = kaito(&["cache", "list", "--cache-dir", cache_dir]);
-    assert!(list.contains("1 models"), "{list}");
+    assert!(list.contains("1 file of 2 models,"), "{list}");
     assert!(
         list.contains("smollm2:q4") && list.contains("smollm2:again"),
         "{list}"
@@ -755,7 +755,7 @@ fn an_authenticated_registry_then_what_the_cluster_pods_run() {
     let (ok, _, err) = run(None, &["cache", "prune", "--max-size", "0"]);
     assert!(ok, "{err}");
     let (_, list_out, _) = run(None, &["cache", "list"]);
-    assert!(list_out.contains("0 models"), "{list_out}");
+    assert!(list_out.contains("0 files of 0 models"), "{list_out}");
 }
 
 #[test]
@@ -791,7 +791,7 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
     assert!(ok, "{err}");
     let list = listed();
     assert!(
-        list.contains("1 models") && list.contains("b:v1") && !list.contains("a:v1"),
+        list.contains("1 file of 1 model,") && list.contains("b:v1") && !list.contains("a:v1"),
         "{list}"
     );
 
@@ -820,7 +820,10 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
     assert!(!ok, "a model larger than the limit was accepted");
     assert!(err.contains("more than the model cache may hold"), "{err}");
     let list = listed();
-    assert!(list.contains("1 models") && list.contains("a:v1"), "{list}");
+    assert!(
+        list.contains("1 file of 1 model,") && list.contains("a:v1"),
+        "{list}"
+    );
 
     // A file outside the store does not count against the limit (the store is still pruned).
     let (ok, _, err) = kaito(&[
@@ -833,7 +836,7 @@ fn the_cache_limit_evicts_the_least_recently_used_model_never_a_held_one() {
     ]);
     assert!(ok, "{err}");
     let list = listed();
-    assert!(list.contains("0 models"), "{list}");
+    assert!(list.contains("0 files of 0 models"), "{list}");
 
     // A limit that is no size at all.
     let (ok, _, err) = kaito(&["pull", &a, "--cache-dir", cache_dir, "--cache-max-gib", "0"]);
@@ -1004,7 +1007,7 @@ fn a_cache_tier_is_searched_before_the_registry_and_never_written() {
     assert!(files_ending(&local, ".part").is_empty());
     let (_, list, _) = kaito(&["cache", "list", "--cache-dir", local.to_str().unwrap()]);
     assert!(
-        list.contains("1 models") && list.contains("smollm2:q4"),
+        list.contains("1 file of 1 model,") && list.contains("smollm2:q4"),
         "{list}"
     );
     // A tier on another file system (a tmpfs in a user namespace; skipped where that cannot be
@@ -1336,7 +1339,11 @@ fn split_gguf_shards_and_checkpoint_directories_are_artifacts_of_several_layers(
     assert_eq!(ask_capital(&reference, cache_dir), whole);
     let (ok, listed, _) = kaito(&["cache", "ls", "--cache-dir", cache_dir]);
     assert!(ok);
-    assert_eq!(listed.matches("smollm2-split").count(), 3, "{listed}");
+    for shard in &shards {
+        let name = shard.file_name().unwrap().to_str().unwrap();
+        assert!(listed.contains(&format!(":q4 [{name}]")), "{listed}");
+    }
+    assert!(listed.contains("3 files of 1 model,"), "{listed}");
 
     // A checkpoint directory (made by `kaito convert`): every file a layer under its path.
     let checkpoint = work.path().join("smollm2-hf");

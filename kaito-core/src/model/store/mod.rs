@@ -136,6 +136,9 @@ pub struct StoreEntry {
     pub last_used: u64,
     /// The source keys whose refs name it.
     pub keys: Vec<String>,
+    /// For each of `keys` that is a model of several files: the path the blob has in it (else
+    /// empty).
+    pub paths: Vec<String>,
     /// Whether a live process holds it.
     pub held: bool,
 }
@@ -373,14 +376,21 @@ impl ModelStore {
             let last_used = read_json::<IndexRecord>(&self.index_path(&hex))
                 .map(|r| r.last_used)
                 .unwrap_or_else(|| meta.modified().map(unix_seconds).unwrap_or(0));
+            let naming: Vec<&Ref> = refs.iter().filter(|r| r.names(&hex)).collect();
             entries.push(StoreEntry {
                 digest: format!("sha256:{hex}"),
                 size: meta.len(),
                 last_used,
-                keys: refs
+                keys: naming.iter().map(|r| r.key.clone()).collect(),
+                paths: naming
                     .iter()
-                    .filter(|r| r.names(&hex))
-                    .map(|r| r.key.clone())
+                    .map(|r| {
+                        r.files
+                            .iter()
+                            .find(|f| f.sha256 == hex)
+                            .map(|f| f.path.clone())
+                            .unwrap_or_default()
+                    })
                     .collect(),
                 held: hold::is_held(&self.root, &hex),
             });
