@@ -59,14 +59,12 @@ pub fn package(model: &Path) -> Result<Packaged> {
     } else {
         gguf_files(model)?
     };
+    let digests = hash_all(&files)?;
     let mut layers = Vec::with_capacity(files.len());
-    for file in files {
-        let size = fs::metadata(&file.path)
-            .map_err(|e| Error::io(format!("cannot read {}", file.path.display()), e))?
-            .len();
+    for (file, (digest, size)) in files.into_iter().zip(digests) {
         let layer = Descriptor {
             media_type: file.media_type.to_owned(),
-            digest: format!("sha256:{}", sha256_file(&file.path)?),
+            digest,
             size,
             annotations: BTreeMap::from([(media::FILEPATH.to_owned(), file.name)]),
             artifact_type: None,
@@ -103,6 +101,48 @@ pub fn package(model: &Path) -> Result<Packaged> {
         config,
         layers,
     })
+}
+
+/// `sha256:HEX` and size of each file, in order; the files are hashed on up to as many threads
+/// as the machine has cores.
+fn hash_all(files: &[PackFile]) -> Result<Vec<(String, u64)>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Result<(String, u64)>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        let hashed = fs::metadata(&file.path)
+                            .map_err(|e| {
+                                Error::io(format!("cannot read {}", file.path.display()), e)
+                            })
+                            .and_then(|meta| {
+                                Ok((format!("sha256:{}", sha256_file(&file.path)?), meta.len()))
+                            });
+                        done.push((i, hashed));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut ordered: Vec<(usize, Result<(String, u64)>)> = results.into_iter().flatten().collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    if ordered.len() != files.len() {
+        return Err(Error::Engine("hashing a file panicked".to_owned()));
+    }
+    ordered.into_iter().map(|(_, r)| r).collect()
 }
 
 fn file_name(path: &Path) -> Result<String> {
