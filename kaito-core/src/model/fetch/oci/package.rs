@@ -103,6 +103,9 @@ pub fn package(model: &Path) -> Result<Packaged> {
     })
 }
 
+/// A file's `sha256:HEX` and size, by its index.
+type Hashed = (usize, Result<(String, u64)>);
+
 /// `sha256:HEX` and size of each file, in order; the files are hashed on up to as many threads
 /// as the machine has cores.
 fn hash_all(files: &[PackFile]) -> Result<Vec<(String, u64)>> {
@@ -111,7 +114,7 @@ fn hash_all(files: &[PackFile]) -> Result<Vec<(String, u64)>> {
         .min(files.len())
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Vec<(usize, Result<(String, u64)>)>> = std::thread::scope(|scope| {
+    let results: Vec<Vec<Hashed>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -137,7 +140,7 @@ fn hash_all(files: &[PackFile]) -> Result<Vec<(String, u64)>> {
             .map(|w| w.join().unwrap_or_default())
             .collect()
     });
-    let mut ordered: Vec<(usize, Result<(String, u64)>)> = results.into_iter().flatten().collect();
+    let mut ordered: Vec<Hashed> = results.into_iter().flatten().collect();
     ordered.sort_by_key(|(i, _)| *i);
     if ordered.len() != files.len() {
         return Err(Error::Engine("hashing a file panicked".to_owned()));
