@@ -12,8 +12,12 @@
          directory of FILES random-weight safetensors shards (plus config.json) packaged by
          `kaito model package --push`; with --files 1, one random layer pushed by hand.
 
+  cpu    wall, user and system seconds (`/usr/bin/time`) of `kaito pull` and `skopeo copy` of the
+         same FILES-file artifact: where a pull's time goes when the CPUs are the limit.
+
   scripts/bench-oci.py start [--runs 5]
   scripts/bench-oci.py pull [--runs 3] [--size-mib 1024] [--files 4]
+  scripts/bench-oci.py cpu [--runs 2] [--size-mib 1024] [--files 4]
 
 KAITO_BIN (default target/release/kaito) is the binary measured. Needs docker-registry and skopeo
 (scripts/bootstrap.sh installs both). Nothing here is a test: figures go to docs/performance.md.
@@ -253,6 +257,25 @@ def bench_pull(args, work: Path, registry: Registry) -> None:
           f"kaito / skopeo = {med['kaito'] / med['skopeo']:.2f}")
 
 
+def bench_cpu(args, work: Path, registry: Registry) -> None:
+    ref = push_random_checkpoint(registry, work, args.size_mib, args.files)
+    fmt = "%e s wall, %U s user, %S s sys, %P cpu"
+    policy = work / "policy.json"
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    for i in range(args.runs):
+        store = work / f"store-{i}"
+        r = subprocess.run(["/usr/bin/time", "-f", fmt, KAITO, "pull", f"oci://{ref}", "--cache-dir", str(store)],
+                           capture_output=True, text=True, check=True)
+        print("kaito:", r.stderr.strip().splitlines()[-1], flush=True)
+        shutil.rmtree(store)
+        out = work / f"skopeo-{i}"
+        r = subprocess.run(["/usr/bin/time", "-f", fmt, "skopeo", "--policy", str(policy), "copy",
+                            "--src-tls-verify=false", f"docker://{ref}", f"dir:{out}"],
+                           capture_output=True, text=True, check=True)
+        print("skopeo:", r.stderr.strip().splitlines()[-1], flush=True)
+        shutil.rmtree(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -262,6 +285,10 @@ def main() -> None:
     pull.add_argument("--runs", type=int, default=3)
     pull.add_argument("--size-mib", type=int, default=1024)
     pull.add_argument("--files", type=int, default=4)
+    cpu = sub.add_parser("cpu")
+    cpu.add_argument("--runs", type=int, default=2)
+    cpu.add_argument("--size-mib", type=int, default=1024)
+    cpu.add_argument("--files", type=int, default=4)
     args = parser.parse_args()
     for tool in ("docker-registry", "skopeo"):
         if shutil.which(tool) is None:
@@ -270,7 +297,7 @@ def main() -> None:
         work = Path(d)
         registry = Registry(work)
         try:
-            (bench_start if args.what == "start" else bench_pull)(args, work, registry)
+            {"start": bench_start, "pull": bench_pull, "cpu": bench_cpu}[args.what](args, work, registry)
         finally:
             registry.stop()
 
