@@ -35,7 +35,7 @@ pub struct QuantizeArgs {
 pub async fn run(args: QuantizeArgs) -> Result<()> {
     // A local directory as it is; anything else (oci://…) through the model store, held while
     // it is read.
-    let (model, held) = if Path::new(&args.model).is_dir() || !args.model.contains("://") {
+    let (model, held) = if !args.model.contains("://") {
         (PathBuf::from(&args.model), None)
     } else {
         let plan = LoadPlan::resolve(&LoadOptions {

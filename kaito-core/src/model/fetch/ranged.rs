@@ -98,6 +98,7 @@ pub(crate) fn download(
         file: &file,
         part,
         record: &record,
+        size,
         state: Mutex::new(state.clone()),
         done: AtomicU64::new(state.done()),
         failed: AtomicBool::new(false),
@@ -128,12 +129,15 @@ pub(crate) fn download(
         Some(Err(e)) => Err(e),
         _ => finish(download, &file, part, &record, state.done() > 0),
     };
-    if let Err(Failure::Fatal(_) | Failure::Restart { .. }) = &result {
-        // Unusable, or deleted by a disk-full failure: the record goes with the part.
-        if !part.exists() || matches!(result, Err(Failure::Restart { .. })) {
-            let _ = http::remove(part);
-            let _ = http::remove(&record);
-        }
+    // Unusable, or deleted by a disk-full failure: the record goes with the part.
+    let gone = match &result {
+        Err(Failure::Restart { .. }) => true,
+        Err(Failure::Fatal(_)) => !part.exists(),
+        _ => false,
+    };
+    if gone {
+        let _ = http::remove(part);
+        let _ = http::remove(&record);
     }
     download.progress.finished(download.label, result.is_ok());
     result
@@ -172,6 +176,7 @@ struct Shared<'a> {
     file: &'a File,
     part: &'a Path,
     record: &'a Path,
+    size: u64,
     state: Mutex<RangeState>,
     done: AtomicU64,
     failed: AtomicBool,
@@ -265,10 +270,9 @@ impl Shared<'_> {
     fn advance(&self, k: usize, done: u64, n: u64, record: bool) {
         self.lock().ranges[k].2 = done;
         let total = self.done.fetch_add(n, Ordering::Relaxed) + n;
-        let size = self.lock().size;
         self.download
             .progress
-            .transferred(self.download.label, total, Some(size));
+            .transferred(self.download.label, total, Some(self.size));
         if record {
             let _ = self.file.sync_data();
             self.save();

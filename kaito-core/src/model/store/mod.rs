@@ -282,15 +282,10 @@ impl ModelStore {
         // Hold first, then look: a prune that runs in between sees the hold or leaves no blob.
         let hexes: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
         let hold = Hold::take(&self.root, &hexes)?;
-        for file in &files {
+        if let Some(file) = files.iter().find(|f| !self.has_blob(&f.sha256, f.size)) {
             let blob = self.blob_path(&file.sha256);
-            match fs::metadata(&blob) {
-                Ok(meta) if meta.is_file() && meta.len() == file.size => {}
-                _ => {
-                    tracing::warn!(key, blob = %blob.display(), "the store's blob is missing or truncated; fetching again");
-                    return Ok(None);
-                }
-            }
+            tracing::warn!(key, blob = %blob.display(), "the store's blob is missing or truncated; fetching again");
+            return Ok(None);
         }
         self.stored(&found, hold).map(Some)
     }
@@ -324,12 +319,10 @@ impl ModelStore {
         let found = read_json::<Ref>(&self.ref_path(key))?;
         let mut files = Vec::new();
         for file in found.all_files() {
-            let blob = self.blob_path(&file.sha256);
-            let meta = fs::metadata(&blob).ok()?;
-            if !meta.is_file() || meta.len() != file.size {
+            if !self.has_blob(&file.sha256, file.size) {
                 return None;
             }
-            files.push((blob, file));
+            files.push((self.blob_path(&file.sha256), file));
         }
         Some(TierHit {
             files,
@@ -432,8 +425,10 @@ impl ModelStore {
         // The snapshots linking to it: its own, and those of the models of several files that
         // name it (their other blobs lose their ref and go next).
         let mut snapshots = vec![hex.to_owned()];
-        for r in self.refs().iter().filter(|r| r.names(hex)) {
-            snapshots.push(r.snapshot_name());
+        for key in &entry.keys {
+            if let Some(r) = read_json::<Ref>(&self.ref_path(key)) {
+                snapshots.push(r.snapshot_name());
+            }
         }
         for key in &entry.keys {
             remove_file(&self.ref_path(key))?;
