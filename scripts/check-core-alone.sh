@@ -31,6 +31,9 @@ for package in kaito-backends kaito-k8s; do
 done
 echo "check-core-alone: kaito-backends and kaito-k8s take kaito-core without its downloader"
 
-cargo check --release -q -p kaito-core --no-default-features --lib
-cargo check --release -q -p kaito-k8s --all-targets
-echo "check-core-alone: kaito-core (no features) and kaito-k8s (on its own) compile"
+# Clippy with -D warnings, not just a check: code only one feature uses (or only the workspace's
+# unified features reach) is dead, and warns, in a build of the crate alone.
+cargo clippy --release -q -p kaito-core --no-default-features --lib -- -D warnings
+cargo clippy --release -q -p kaito-core --lib -- -D warnings
+cargo clippy --release -q -p kaito-k8s --all-targets -- -D warnings
+echo "check-core-alone: kaito-core (no features, default features) and kaito-k8s (on its own) compile without warnings"

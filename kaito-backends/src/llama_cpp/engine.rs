@@ -42,7 +42,6 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
@@ -70,7 +69,7 @@ struct Sequence {
     seq_id: i32,
     request: Box<GenerateRequest>,
     sender: GenerationSender,
-    sampler: LlamaSampler,
+    sampler: sampler::TokenPicker,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
     /// Prompt tokens it had to compute when admitted (those not reused from a cached prefix).
@@ -558,7 +557,7 @@ impl<'m> Engine<'m> {
                 .request
                 .logprobs
                 .map(|k| sampler::logprobs_at(self.model, ctx, at, k as usize));
-            let token = seq.sampler.sample(ctx, at);
+            let token = seq.sampler.pick(ctx, at);
             let vocab = self.model.vocab();
             if vocab.is_eog(token) && !seq.request.sampling.ignore_eos {
                 finished.push((i, FinishReason::Stop));

@@ -17,6 +17,8 @@ mod http;
 pub mod oci;
 mod progress;
 mod pypi;
+// Only OCI layers are fetched in byte ranges so far.
+#[cfg(feature = "oci")]
 mod ranged;
 mod url;
 
