@@ -5,7 +5,7 @@
 # runs `kaito bench --workload distinct --concurrency 1` against both RUNS times, then prints, from the same
 # window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
 # token) beside llama-server's own eval time per token (its `print_timing` lines), and each run's client
-# figures. Equal forward passes with unequal client ITL would point at the HTTP path.
+# figures (scripts/forward-pass-report.py). Equal forward passes with unequal client ITL would point at the HTTP path.
 #   [RUNS=3] scripts/bench-forward-pass.sh [--requests 24] [--max-tokens 64]
 # Logs and JSON land in target/bench-forward-pass/.
 set -euo pipefail
@@ -46,51 +46,5 @@ for run in $(seq 1 "$runs"); do
   echo "$(wc -l <"$out/kaito.log") $(wc -l <"$out/llama-server.log")" >>"$out/marks"
 done
 
-python3 - "$out" "$runs" <<'PY'
-import json, re, statistics, sys
-out, runs = sys.argv[1], int(sys.argv[2])
-# Line counts of both logs after each run: a run's window is the lines between two marks.
-marks = [tuple(map(int, line.split())) for line in open(f"{out}/marks")]
-
-
-def per_run(path, column, parse):
-    """The values parse() finds in the log's lines, grouped by the run whose window wrote them."""
-    lines = open(path).read().splitlines()
-    groups, start = [], 0
-    for mark in marks:
-        groups.append([v for line in lines[start : mark[column]] if (v := parse(line)) is not None])
-        start = mark[column]
-    return groups
-
-
-def kaito_step(line):
-    if " decoded" in line and "sequences=1 tokens=1 " in line:
-        m = re.search(r"\bms=([0-9.]+)", line)
-        return float(m.group(1)) if m else None
-    return None
-
-
-def llama_eval(line):
-    m = re.search(r"\beval time =\s*([0-9.]+) ms /\s*(\d+) tokens", line)
-    if m and "prompt eval" not in line and int(m.group(2)) > 0:
-        return float(m.group(1)) / int(m.group(2))
-    return None
-
-
-steps = per_run(f"{out}/kaito.log", 0, kaito_step)
-evals = per_run(f"{out}/llama-server.log", 1, llama_eval)
-if not all(steps) or not all(evals):
-    sys.exit("bench-forward-pass: a run left no step times in the logs (trace lines or print_timing missing)")
-print()
-print("| run | forward pass ms, median: kaito step / llama-server eval per token | ITL p99 ms, kaito / llama-server | TPOT p50 ms, kaito / llama-server |")
-print("|---|---|---|---|")
-for run in range(1, runs + 1):
-    by = {level["target"]: level for level in json.load(open(f"{out}/run-{run}.json"))}
-    k, l = by["kaito"], by["llama-server"]
-    fk, fl = statistics.median(steps[run - 1]), statistics.median(evals[run - 1])
-    print(f"| {run} | {fk:.2f} / {fl:.2f} | {k['itl_p99_ms']:.1f} / {l['itl_p99_ms']:.1f} | {k['tpot_p50_ms']:.1f} / {l['tpot_p50_ms']:.1f} |")
-all_steps = [v for g in steps for v in g]
-all_evals = [v for g in evals for v in g]
-print(f"\nall runs: kaito step median {statistics.median(all_steps):.2f} ms ({len(all_steps)} steps), "
-      f"llama-server eval per token median {statistics.median(all_evals):.2f} ms ({len(all_evals)} requests)")
-PY
+echo
+scripts/forward-pass-report.py "$out"
