@@ -6,42 +6,22 @@
 # window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
 # token) beside llama-server's own eval time per token (its `print_timing` lines), and each run's client
 # figures (scripts/forward-pass-report.py). Equal forward passes with unequal client ITL would point at the HTTP path.
-#   [RUNS=3] scripts/bench-forward-pass.sh [--requests 24] [--max-tokens 64]
+#   [RUNS=3] [REQUESTS=24] scripts/bench-forward-pass.sh [--max-tokens 64]
 # Logs and JSON land in target/bench-forward-pass/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/bootstrap.sh
-cargo build --release -p kaito-cli --bin kaito >&2
-peer="$(scripts/build-llama-server.sh)"
-model="$(target/release/kaito pull | tail -n 1)"
 out=target/bench-forward-pass
 rm -rf "$out"
-mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-kport=$(free_port)
-lport=$(free_port)
-
-RUST_LOG=kaito_backends=trace,info target/release/kaito serve --model "$model" --served-model-name smollm2-135m-instruct \
-  --host 127.0.0.1 --port "$kport" --threads 1 --parallel 8 --ctx-size 2048 --max-queue 256 >"$out/kaito.log" 2>&1 &
-kpid=$!
-"$peer" -m "$model" --host 127.0.0.1 --port "$lport" -t 1 -tb 1 -np 8 -c 16384 --metrics >"$out/llama-server.log" 2>&1 &
-lpid=$!
-trap 'kill $kpid $lpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for url in "http://127.0.0.1:$kport/ready" "http://127.0.0.1:$lport/health"; do
-  for _ in $(seq 1 240); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] && continue 2
-    sleep 0.5
-  done
-  echo "bench-forward-pass: $url never became ready" >&2
-  exit 1
-done
+# shellcheck source=scripts/lib/vs-llama-server.sh
+. scripts/lib/vs-llama-server.sh
+KAITO_SERVE_RUST_LOG=kaito_backends=trace,info kaito_vs_llama_server_start "$out"
 
 runs="${RUNS:-3}"
 for run in $(seq 1 "$runs"); do
   echo "### run $run of $runs"
-  target/release/kaito bench --target "kaito=http://127.0.0.1:$kport" --target "llama-server=http://127.0.0.1:$lport" \
-    --workload distinct --concurrency 1 --requests 24 --prompt-offset $((run * 1000 + 7000)) \
+  target/release/kaito bench --target "kaito=$KAITO_URL" --target "llama-server=$PEER_URL" \
+    --workload distinct --concurrency 1 --requests "${REQUESTS:-24}" --prompt-offset $((run * 1000 + 7000)) \
     --json "$out/run-$run.json" "$@"
   echo "$(wc -l <"$out/kaito.log") $(wc -l <"$out/llama-server.log")" >>"$out/marks"
 done

@@ -8,44 +8,16 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/bootstrap.sh
-cargo build --release -p kaito-cli --bin kaito >&2
-peer="$(scripts/build-llama-server.sh)"
-model="$(target/release/kaito pull | tail -n 1)"
-threads="${BENCH_THREADS:-1}"
-parallel="${BENCH_PARALLEL:-8}"
-ctx=2048
+# shellcheck source=scripts/lib/vs-llama-server.sh
+. scripts/lib/vs-llama-server.sh
 out=target/bench
-mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-kport=$(free_port)
-lport=$(free_port)
-
-target/release/kaito serve --model "$model" --served-model-name smollm2-135m-instruct --host 127.0.0.1 --port "$kport" \
-  --threads "$threads" --parallel "$parallel" --ctx-size "$ctx" --max-queue 256 >"$out/kaito.log" 2>&1 &
-kpid=$!
-# llama-server's -c is the total context, split across its -np slots.
-"$peer" -m "$model" --host 127.0.0.1 --port "$lport" -t "$threads" -tb "$threads" -np "$parallel" \
-  -c $((ctx * parallel)) --metrics >"$out/llama-server.log" 2>&1 &
-lpid=$!
-trap 'kill $kpid $lpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-
-wait_ready() {
-  for _ in $(seq 1 240); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; then return 0; fi
-    sleep 0.5
-  done
-  echo "bench: $1 never became ready" >&2
-  exit 1
-}
-wait_ready "http://127.0.0.1:$kport/ready"
-wait_ready "http://127.0.0.1:$lport/health"
+kaito_vs_llama_server_start "$out"
 
 # The sum of a Prometheus counter's samples at URL/metrics.
 counter() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d", s }'; }
 # Prompt tokens each server computed and reused from its cache, as its own metrics count them.
 prompt_work() {
-  local k="http://127.0.0.1:$kport" l="http://127.0.0.1:$lport"
+  local k="$KAITO_URL" l="$PEER_URL"
   local kp kc lp lc
   kp=$(counter "$k" vllm:prompt_tokens_total)
   kc=$(counter "$k" vllm:prefix_cache_hits_total)
@@ -54,7 +26,6 @@ prompt_work() {
   echo "$((kp - kc)) $kc $lp $lc"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads=$threads parallel=$parallel ctx/seq=$ctx"
 runs="${BENCH_RUNS:-1}"
 for workload in distinct shared-prefix; do
   echo
@@ -62,7 +33,7 @@ for workload in distinct shared-prefix; do
   read -r k0 kc0 l0 lc0 < <(prompt_work)
   for run in $(seq 1 "$runs"); do
     [ "$runs" = 1 ] || echo "### run $run of $runs"
-    target/release/kaito bench --target "kaito=http://127.0.0.1:$kport" --target "llama-server=http://127.0.0.1:$lport" \
+    target/release/kaito bench --target "kaito=$KAITO_URL" --target "llama-server=$PEER_URL" \
       --workload "$workload" --prompt-offset $(((run - 1) * 1000)) --json "$out/$workload-$run.json" "$@"
   done
   read -r k1 kc1 l1 lc1 < <(prompt_work)
