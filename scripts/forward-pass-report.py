@@ -3,11 +3,14 @@
 
     scripts/forward-pass-report.py [DIR]
 
-Reads DIR/kaito.log (kaito's engine trace: `decoded ... sequences=1 tokens=1 ... ms=…` lines), DIR/llama-server.log
-(its `print_timing` eval lines), DIR/marks (both logs' line counts after each run) and DIR/run-N.json (`kaito
-bench --json`), and prints, run by run: the median forward pass of each server (kaito's decode-only engine step,
-llama-server's eval time per token), the p99 of kaito's steps and of the time from one step's start to the
-next, and the client's ITL p99 and TPOT p50 for both.
+Reads DIR/kaito.log (kaito's engine trace: `decoded sequences=… tokens=… decoding=… ms=…` lines),
+DIR/llama-server.log (its `print_timing` eval lines), DIR/marks (both logs' line counts after each run) and
+DIR/run-N.json (`kaito bench --json`), and prints, run by run: the median forward pass of each server (kaito's
+decode-only engine steps, where every running sequence decodes one token; llama-server's eval time per token
+of a request), the p99 of those steps and of the time from one step's start to the next, and the client's ITL
+p99 and TPOT p50 for both. Then kaito's steps by what they carried (sequences decoding, prompt tokens), and
+the steps at or above the p99 of those that carried decodes — the steps a client's ITL p99 is made of — with
+the longest stretch of them in a row.
 """
 import json
 import re
@@ -31,15 +34,19 @@ def per_run(path, column, parse):
 
 
 def kaito_step(line):
-    """(start in ms since the epoch, duration in ms) of a decode-only step of one sequence."""
-    if " decoded" not in line or "sequences=1 tokens=1 " not in line:
+    """(start in ms since the epoch, duration in ms, sequences decoding, prompt tokens) of an engine step."""
+    if " decoded" not in line:
         return None
-    m = re.search(r"\bms=([0-9.]+)", line)
-    if not m:
+    f = dict(re.findall(r"\b(sequences|tokens|decoding|ms)=([0-9.]+)", line))
+    if len(f) < 4:
         return None
-    ms = float(m.group(1))
+    ms, decoding = float(f["ms"]), int(f["decoding"])
     end = datetime.fromisoformat(line.split()[0].rstrip("Z")).timestamp() * 1e3
-    return (end - ms, ms)
+    return (end - ms, ms, decoding, int(f["tokens"]) - decoding)
+
+
+def decode_only(step):
+    return step[2] > 0 and step[3] == 0
 
 
 def llama_eval(line):
@@ -54,7 +61,8 @@ def p99(values):
     return values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
-steps = per_run(f"{out}/kaito.log", 0, kaito_step)
+all_kinds = per_run(f"{out}/kaito.log", 0, kaito_step)
+steps = [[s for s in g if decode_only(s)] for g in all_kinds]
 evals = per_run(f"{out}/llama-server.log", 1, llama_eval)
 if not all(steps) or not all(evals):
     sys.exit("forward-pass-report: a run left no step times in the logs (trace lines or print_timing missing)")
@@ -64,13 +72,36 @@ print("|---|---|---|---|---|---|")
 for run, (ks, le) in enumerate(zip(steps, evals), start=1):
     by = {level["target"]: level for level in json.load(open(f"{out}/run-{run}.json"))}
     k, l = by["kaito"], by["llama-server"]
-    starts = [s for s, _ in ks]
-    # A pause longer than 100 ms is one request ending and the next one's prompt, not a gap between tokens.
-    between = [b - a for a, b in zip(starts, starts[1:]) if b - a < 100]
-    durations = [ms for _, ms in ks]
+    durations = [s[1] for s in ks]
+    starts = [s[0] for s in ks]
+    # A pause longer than twice the slowest such step is a request ending and the next one's prompt.
+    between = [b - a for a, b in zip(starts, starts[1:]) if b - a < 2 * max(durations)]
     print(f"| {run} | {statistics.median(durations):.2f} / {statistics.median(le):.2f} | {p99(durations):.1f} | {p99(between):.1f} "
           f"| {k['itl_p99_ms']:.1f} / {l['itl_p99_ms']:.1f} | {k['tpot_p50_ms']:.1f} / {l['tpot_p50_ms']:.1f} |")
-all_steps = [ms for g in steps for _, ms in g]
+all_steps = [s[1] for g in steps for s in g]
 all_evals = [v for g in evals for v in g]
-print(f"\nall runs: kaito step median {statistics.median(all_steps):.2f} ms ({len(all_steps)} steps), "
+print(f"\nall runs: kaito decode-only step median {statistics.median(all_steps):.2f} ms ({len(all_steps)} steps), "
       f"llama-server eval per token median {statistics.median(all_evals):.2f} ms ({len(all_evals)} requests)")
+
+every = [s for g in all_kinds for s in g]
+kinds = {}
+for s in every:
+    kinds.setdefault((s[2], s[3]), []).append(s[1])
+print("\n| kaito steps: sequences decoding, prompt tokens | steps | median ms | max ms |")
+print("|---|---|---|---|")
+for (decoding, prompt), ms in sorted(kinds.items()):
+    print(f"| {decoding}, {prompt} | {len(ms)} | {statistics.median(ms):.1f} | {max(ms):.1f} |")
+with_decodes = [s for s in every if s[2] > 0]
+threshold = p99([s[1] for s in with_decodes])
+slow = {}
+longest = stretch = 0
+for s in with_decodes:
+    if s[1] >= threshold:
+        slow[(s[2], s[3])] = slow.get((s[2], s[3]), 0) + 1
+        stretch += 1
+        longest = max(longest, stretch)
+    else:
+        stretch = 0
+print(f"\nsteps with decodes at or above their p99 ({threshold:.1f} ms), by (sequences decoding, prompt tokens): "
+      + ", ".join(f"{k}: {n}" for k, n in sorted(slow.items()))
+      + f"; longest stretch of them in a row: {longest}")
