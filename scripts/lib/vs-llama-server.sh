@@ -14,8 +14,11 @@ kaito_vs_llama_server_start() {
   peer="$(scripts/build-llama-server.sh)"
   model="$(target/release/kaito pull | tail -n 1)"
   mkdir -p "$out"
-  kport="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  lport="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  # Two free ports, bound at once so that they differ.
+  read -r kport lport < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))')
   env ${KAITO_SERVE_RUST_LOG:+RUST_LOG="$KAITO_SERVE_RUST_LOG"} target/release/kaito serve --model "$model" \
     --served-model-name smollm2-135m-instruct --host 127.0.0.1 --port "$kport" --threads "$threads" \
     --parallel "$parallel" --ctx-size "$ctx" --max-queue 256 >"$out/kaito.log" 2>&1 &
