@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
 """Median ratios kaito ÷ llama-server over the runs of one workload of scripts/bench-vs-llama-server.sh.
 
-    scripts/bench-ratios.py DIR WORKLOAD RUNS
+    scripts/bench-ratios.py DIR WORKLOAD RUNS [DIR RUNS ...]
 
 Reads DIR/WORKLOAD-1.json .. DIR/WORKLOAD-RUNS.json (`kaito bench --json`) and prints, per concurrency,
 the median ratio of output tok/s, TTFT p99 and ITL p99 (the p99 of the gaps between two streamed
-chunks, over all requests of the level), then each run's ITL p99 in ms for both servers.
+chunks, over all requests of the level), then each run's ITL p99 in ms for both servers. More DIR RUNS
+pairs pool the runs of several sweeps into one median.
 """
 import json
 import statistics
 import sys
 
-out, workload, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+workload = sys.argv[2]
+sweeps = [(sys.argv[1], int(sys.argv[3]))] + [
+    (sys.argv[i], int(sys.argv[i + 1])) for i in range(4, len(sys.argv) - 1, 2)
+]
+runs = sum(n for _, n in sweeps)
 rows = {}
-for run in range(1, runs + 1):
+for out, run in ((out, run) for out, n in sweeps for run in range(1, n + 1)):
     with open(f"{out}/{workload}-{run}.json") as f:
         levels = json.load(f)
     by = {(level["target"], level["concurrency"]): level for level in levels}
