@@ -12,6 +12,8 @@ import json
 import statistics
 import sys
 
+if len(sys.argv) < 4 or len(sys.argv) % 2 != 0:
+    sys.exit("usage: scripts/bench-ratios.py DIR WORKLOAD RUNS [DIR RUNS ...]")
 workload = sys.argv[2]
 sweeps = [(sys.argv[1], int(sys.argv[3]))] + [
     (sys.argv[i], int(sys.argv[i + 1])) for i in range(4, len(sys.argv) - 1, 2)
