@@ -6,7 +6,7 @@
 # window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
 # token) beside llama-server's own eval time per token (its `print_timing` lines), and each run's client
 # figures (scripts/forward-pass-report.py). Equal forward passes with unequal client ITL would point at the HTTP path.
-#   [RUNS=3] [REQUESTS=24] [CONCURRENCY=1] scripts/bench-forward-pass.sh [--max-tokens 64]
+#   [RUNS=3] [REQUESTS=24] [CONCURRENCY=1] [WORKLOAD=distinct|shared-prefix] scripts/bench-forward-pass.sh [--max-tokens 64]
 # (At a higher CONCURRENCY a decode-only step serves every running sequence, and llama-server's eval time per
 # token of a request is its time per step.)
 # Logs and JSON land in target/bench-forward-pass/.
@@ -23,7 +23,7 @@ runs="${RUNS:-3}"
 for run in $(seq 1 "$runs"); do
   echo "### run $run of $runs"
   target/release/kaito bench --target "kaito=$KAITO_URL" --target "llama-server=$PEER_URL" \
-    --workload distinct --concurrency "${CONCURRENCY:-1}" --requests "${REQUESTS:-24}" --prompt-offset $((run * 1000 + 7000)) \
+    --workload "${WORKLOAD:-distinct}" --concurrency "${CONCURRENCY:-1}" --requests "${REQUESTS:-24}" --prompt-offset $((run * 1000 + 7000)) \
     --json "$out/run-$run.json" "$@"
   echo "$(wc -l <"$out/kaito.log") $(wc -l <"$out/llama-server.log")" >>"$out/marks"
 done
