@@ -2,7 +2,7 @@
 # Concurrency 1, one sequence, nothing batched: is a gap between two streamed tokens the forward pass, or
 # something around it? Starts `kaito serve` (with its engine's per-step trace) and llama.cpp's `llama-server`
 # as scripts/bench-vs-llama-server.sh does (same model, 1 thread, 8 parallel sequences, 2048 tokens each),
-# runs `kaito bench --workload distinct --concurrency 1` against both RUNS times, then prints, from the same
+# runs `kaito bench --workload distinct --concurrency 1` (or $WORKLOAD, $CONCURRENCY) against both RUNS times, then prints, from the same
 # window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
 # token) beside llama-server's own eval time per token (its `print_timing` lines), and each run's client
 # figures (scripts/forward-pass-report.py). Equal forward passes with unequal client ITL would point at the HTTP path.
