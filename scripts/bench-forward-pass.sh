@@ -2,13 +2,14 @@
 # Concurrency 1, one sequence, nothing batched: is a gap between two streamed tokens the forward pass, or
 # something around it? Starts `kaito serve` (with its engine's per-step trace) and llama.cpp's `llama-server`
 # as scripts/bench-vs-llama-server.sh does (same model, 1 thread, 8 parallel sequences, 2048 tokens each),
-# runs `kaito bench --workload distinct --concurrency 1` (or $WORKLOAD, $CONCURRENCY) against both RUNS times, then prints, from the same
-# window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
+# runs `kaito bench --workload $WORKLOAD --concurrency $CONCURRENCY` (default distinct, 1) against both RUNS
+# times, then prints, from the same window, the median of kaito's decode-only engine steps (the `decoded` trace lines: llama_decode of one
 # token) beside llama-server's own eval time per token (its `print_timing` lines), and each run's client
 # figures (scripts/forward-pass-report.py). Equal forward passes with unequal client ITL would point at the HTTP path.
 #   [RUNS=3] [REQUESTS=24] [CONCURRENCY=1] [WORKLOAD=distinct|shared-prefix] scripts/bench-forward-pass.sh [--max-tokens 64]
 # (At a higher CONCURRENCY a decode-only step serves every running sequence, and llama-server's eval time per
-# token of a request is its time per step.)
+# token of a request is its time per step. With several levels, CONCURRENCY=1,2,4,8, the steps are pooled over
+# them and each run's client figures are its last level's.)
 # Logs and JSON land in target/bench-forward-pass/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
