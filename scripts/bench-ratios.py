@@ -5,8 +5,9 @@
 
 Reads DIR/WORKLOAD-1.json .. DIR/WORKLOAD-RUNS.json (`kaito bench --json`) and prints, per concurrency,
 the median ratio of output tok/s, TTFT p99 and ITL p99 (the p99 of the gaps between two streamed
-chunks, over all requests of the level), then each run's ITL p99 in ms for both servers. More DIR RUNS
-pairs pool the runs of several sweeps into one median.
+chunks, over all requests of the level), then each run's ITL p99 in ms for both servers, marking with *
+the one measured first at that level and adding, where the JSON has it, the machine's steal time (s) during
+each server's level. More DIR RUNS pairs pool the runs of several sweeps into one median.
 """
 import json
 import statistics
@@ -32,7 +33,18 @@ for out, run in ((out, run) for out, n in sweeps for run in range(1, n + 1)):
         r["tok"].append(ours["output_tok_s"] / peer["output_tok_s"])
         r["ttft"].append(ours["ttft_p99_ms"] / peer["ttft_p99_ms"])
         r["itl"].append(ours["itl_p99_ms"] / peer["itl_p99_ms"])
-        r["itl_ms"].append((ours["itl_p99_ms"], peer["itl_p99_ms"]))
+        r["itl_ms"].append((ours, peer))
+
+
+def figure(level):
+    """A level's ITL p99 in ms, * when measured first, and the steal time during it when recorded."""
+    text = f"{level['itl_p99_ms']:.0f}"
+    if level.get("position") == 0:
+        text += "*"
+    if level.get("steal_ms") is not None:
+        text += f" (st {level['steal_ms'] / 1000:.1f})"
+    return text
+
 
 print(f"\nmedian of {runs} runs, kaito ÷ llama-server ({workload})")
 print("| conc | tok/s ratio | TTFT p99 ratio | ITL p99 ratio | tok/s ratios, each run | ITL p99 ms kaito / llama-server, each run |")
@@ -40,7 +52,7 @@ print("|---|---|---|---|---|---|")
 for conc in sorted(rows):
     r = rows[conc]
     each = " ".join(f"{x:.2f}" for x in r["tok"])
-    itl = ", ".join(f"{k:.0f} / {p:.0f}" for k, p in r["itl_ms"])
+    itl = ", ".join(f"{figure(k)} / {figure(p)}" for k, p in r["itl_ms"])
     print(
         f"| {conc} | {statistics.median(r['tok']):.2f} | {statistics.median(r['ttft']):.2f} "
         f"| {statistics.median(r['itl']):.2f} | {each} | {itl} |"

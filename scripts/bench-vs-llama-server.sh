@@ -4,7 +4,9 @@
 # 2048-token context per sequence; prints both tables with ratios (kaito ÷ llama-server).
 #   [BENCH_RUNS=3] scripts/bench-vs-llama-server.sh [--concurrency 1,2,4,8,16,32] [--requests 8] [--max-tokens 64]
 # With BENCH_RUNS > 1 the sweep is repeated against the same servers (new prompts each run) and the
-# median ratios (tok/s, TTFT p99, ITL p99; scripts/bench-ratios.py) are printed. Results (JSON) land in target/bench/.
+# median ratios (tok/s, TTFT p99, ITL p99; scripts/bench-ratios.py) are printed. The server that goes first
+# changes level by level and run by run (`kaito bench --rotate`), so with an even BENCH_RUNS each goes first
+# at each level equally often. Each level also records the machine's steal time. Results (JSON) land in target/bench/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -34,7 +36,8 @@ for workload in distinct shared-prefix; do
   for run in $(seq 1 "$runs"); do
     [ "$runs" = 1 ] || echo "### run $run of $runs"
     target/release/kaito bench --target "kaito=$KAITO_URL" --target "llama-server=$PEER_URL" \
-      --workload "$workload" --prompt-offset $(((run - 1) * 1000)) --json "$out/$workload-$run.json" "$@"
+      --workload "$workload" --prompt-offset $(((run - 1) * 1000)) --rotate $((run - 1)) \
+      --json "$out/$workload-$run.json" "$@"
   done
   read -r k1 kc1 l1 lc1 < <(prompt_work)
   echo

@@ -426,4 +426,76 @@ fn bench_sweeps_a_server_and_reports_every_level() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--target"), "{err}");
+
+    let twice = format!("kaito={}", server.base);
+    let out = Command::new(KAITO)
+        .args(["bench", "--target", &twice, "--target", &twice])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`kaito` is given twice"), "{err}");
+}
+
+#[test]
+fn bench_takes_turns_at_going_first_and_reports_in_the_given_order() {
+    let server = start(&[]);
+    let json_path =
+        std::env::temp_dir().join(format!("kaito-bench-turns-{}.json", std::process::id()));
+    let out = Command::new(KAITO)
+        .args([
+            "bench",
+            "--target",
+            &format!("a={}", server.base),
+            "--target",
+            &format!("b={}", server.base),
+            "--model",
+            "smollm2",
+            "--concurrency",
+            "1,1,1",
+            "--requests",
+            "1",
+            "--max-tokens",
+            "2",
+            "--rotate",
+            "1",
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .expect("run kaito bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let measured: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    // --rotate 1: b goes first at the first level, then the first place moves on a target a level.
+    assert_eq!(measured, ["b", "a", "a", "b", "b", "a"], "{stderr}");
+    let levels: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json_path);
+    let levels = levels.as_array().unwrap();
+    let order: Vec<(&str, u64)> = levels
+        .iter()
+        .map(|l| {
+            (
+                l["target"].as_str().unwrap(),
+                l["position"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("a", 1), ("b", 0), ("a", 0), ("b", 1), ("a", 1), ("b", 0)]
+    );
+    for level in levels {
+        assert_eq!(level["errors"], 0, "{level}");
+        // Linux reports steal time (zero on bare metal), so every level carries it here.
+        assert!(level["steal_ms"].as_f64().unwrap() >= 0.0, "{level}");
+    }
 }

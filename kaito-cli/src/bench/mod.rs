@@ -1,10 +1,13 @@
 //! `kaito bench`: a concurrency sweep of streaming chat requests against OpenAI-compatible servers.
 //!
-//! Several targets are measured alternately, level by level, so that a noisy machine affects them alike.
-//! Per level it reports output tok/s, requests/s, TTFT p50/p99, TPOT p50/p99, ITL p99 and errors.
+//! Several targets are measured alternately, level by level, so that a noisy machine affects them alike;
+//! the target that goes first changes from level to level (and with `--rotate`, from run to run).
+//! Per level it reports output tok/s, requests/s, TTFT p50/p99, TPOT p50/p99, ITL p99, errors and
+//! the machine's steal time.
 
 mod client;
 mod report;
+mod steal;
 mod workload;
 
 use std::sync::{Arc, Mutex};
@@ -56,6 +59,11 @@ pub struct BenchArgs {
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Which target goes first at the first level (an index into the --target list); each later
+    /// level starts one target further on. Repeated runs pass 0, 1, … so that every target goes
+    /// first at every level equally often.
+    #[arg(long, default_value_t = 0)]
+    pub rotate: usize,
 }
 
 /// Runs the sweep and prints the table.
@@ -71,6 +79,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             _ => bail!("--target: `{t}` is not NAME=http://HOST:PORT"),
         })
         .collect::<Result<_>>()?;
+    for (i, (name, _)) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|(other, _)| other == name) {
+            bail!("--target: the name `{name}` is given twice; each target needs its own name");
+        }
+    }
     if args.concurrency.contains(&0) {
         bail!("--concurrency: levels must be at least 1");
     }
@@ -88,13 +101,22 @@ fn sweep(args: &BenchArgs, targets: &[(String, String)]) -> Result<Vec<LevelRepo
     // servers keep finished prompts cached, so repeating them would measure cache hits on the
     // previous level's requests rather than serving.
     let mut first = args.prompt_offset;
-    for &concurrency in &args.concurrency {
+    for (step, &concurrency) in args.concurrency.iter().enumerate() {
         let n = args.requests.max(2 * concurrency);
-        for (name, url) in targets {
+        let mut measured: Vec<LevelReport> = Vec::with_capacity(targets.len());
+        for position in 0..targets.len() {
+            let (name, url) = &targets[(args.rotate + step + position) % targets.len()];
             eprintln!("bench: {name} concurrency {concurrency}, {n} requests");
-            let report = level(args, &workload, name, url, concurrency, first..first + n);
+            let steal_before = steal::total_ms();
+            let mut report = level(args, &workload, name, url, concurrency, first..first + n);
+            report.steal_ms = steal_before.zip(steal::total_ms()).map(|(a, b)| b - a);
+            report.position = position;
             eprintln!("  {}", report.one_line());
-            reports.push(report);
+            measured.push(report);
+        }
+        // Reported in the order the targets were given, whoever went first.
+        for (name, _) in targets {
+            reports.extend(measured.iter().filter(|r| &r.target == name).cloned());
         }
         first += n;
     }

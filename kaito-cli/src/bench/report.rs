@@ -38,6 +38,11 @@ pub struct LevelReport {
     pub itl_p99_ms: f64,
     /// Wall time, s.
     pub wall_s: f64,
+    /// CPU time the hypervisor took from the machine's cores during the level (all cores), ms;
+    /// absent where the kernel does not say. Bursts of it make ITL tails.
+    pub steal_ms: Option<f64>,
+    /// Where in the level's alternation this target was measured (0 = first).
+    pub position: usize,
 }
 
 impl LevelReport {
@@ -47,6 +52,9 @@ impl LevelReport {
             "{:.1} tok/s, {:.2} req/s, TTFT p50 {:.0} ms p99 {:.0} ms, TPOT p50 {:.1} ms, errors {}",
             self.output_tok_s, self.requests_s, self.ttft_p50_ms, self.ttft_p99_ms, self.tpot_p50_ms, self.errors
         );
+        if let Some(steal) = self.steal_ms {
+            line.push_str(&format!(", steal {steal:.0} ms"));
+        }
         if let Some(e) = &self.first_error {
             line.push_str(&format!(" (first: {e})"));
         }
@@ -106,6 +114,8 @@ pub fn summarize(
         tpot_p99_ms: percentile(&mut tpot, 99.0),
         itl_p99_ms: percentile(&mut itl, 99.0),
         wall_s: secs,
+        steal_ms: None,
+        position: 0,
     }
 }
 
