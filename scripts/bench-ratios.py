@@ -7,8 +7,12 @@ Reads DIR/WORKLOAD-1.json .. DIR/WORKLOAD-RUNS.json (`kaito bench --json`) and p
 the median ratio of output tok/s, TTFT p99 and ITL p99 (the p99 of the gaps between two streamed
 chunks, over all requests of the level), then each run's ITL p99 in ms for both servers, marking with *
 the one measured first at that level and adding, where the JSON has it, the machine's steal time (s) during
-each server's level. More DIR RUNS pairs pool the runs of several sweeps into one median.
+each server's level. More DIR RUNS pairs pool the runs of several sweeps into one median. Where steal was
+recorded it then prints, as a diagnostic beside (never instead of) the medians, how the ITL p99 ratio ranks
+against the difference in steal (Spearman) and the median ratio of the runs in which the two servers' levels
+lost about as much to the hypervisor (within MATCHED_STEAL_MS, default 500, of each other).
 """
+import os
 import json
 import statistics
 import sys
@@ -57,3 +61,28 @@ for conc in sorted(rows):
         f"| {conc} | {statistics.median(r['tok']):.2f} | {statistics.median(r['ttft']):.2f} "
         f"| {statistics.median(r['itl']):.2f} | {each} | {itl} |"
     )
+
+
+# The diagnostic: does the tail follow the hypervisor? Only where every level recorded its steal time.
+pairs = [(conc, k, p) for conc, r in rows.items() for k, p in r["itl_ms"]]
+if pairs and all(k.get("steal_ms") is not None and p.get("steal_ms") is not None for _, k, p in pairs):
+
+    def ranks(values):
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0.0] * len(values)
+        for rank, i in enumerate(order):
+            out[i] = float(rank)
+        return out
+
+    ratio = [k["itl_p99_ms"] / p["itl_p99_ms"] for _, k, p in pairs]
+    steal = [k["steal_ms"] - p["steal_ms"] for _, k, p in pairs]
+    rho = statistics.correlation(ranks(ratio), ranks(steal)) if len(pairs) > 2 else float("nan")
+    matched = float(os.environ.get("MATCHED_STEAL_MS", "500"))
+    print(f"\nITL p99 ratio against steal (kaito's level − llama-server's), {len(pairs)} pairs: Spearman {rho:.2f}")
+    print(f"median ITL p99 ratio of the runs whose two levels' steal differed by at most {matched:.0f} ms:")
+    print("| conc | ITL p99 ratio | runs |")
+    print("|---|---|---|")
+    for conc in sorted(rows):
+        calm = [k["itl_p99_ms"] / p["itl_p99_ms"] for c, k, p in pairs
+                if c == conc and abs(k["steal_ms"] - p["steal_ms"]) <= matched]
+        print(f"| {conc} | {statistics.median(calm):.2f} | {len(calm)} |" if calm else f"| {conc} | – | 0 |")
