@@ -370,27 +370,16 @@ fn generate_and_chat_answer_from_the_terminal() {
     );
 }
 
-#[test]
-fn bench_sweeps_a_server_and_reports_every_level() {
-    let server = start(&[]);
-    let json_path = std::env::temp_dir().join(format!("kaito-bench-{}.json", std::process::id()));
+/// Runs `kaito bench ARGS --json FILE`, checks that it succeeded, and returns its output and the JSON.
+fn bench(args: &[&str]) -> (std::process::Output, Value) {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let json_path =
+        std::env::temp_dir().join(format!("kaito-bench-{}-{n}.json", std::process::id()));
     let out = Command::new(KAITO)
-        .args([
-            "bench",
-            "--target",
-            &format!("kaito={}", server.base),
-            "--model",
-            "smollm2",
-            "--concurrency",
-            "1,2",
-            "--requests",
-            "2",
-            "--max-tokens",
-            "4",
-            "--workload",
-            "shared-prefix",
-            "--json",
-        ])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
         .arg(&json_path)
         .output()
         .expect("run kaito bench");
@@ -399,10 +388,30 @@ fn bench_sweeps_a_server_and_reports_every_level() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let levels = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json_path);
+    (out, levels)
+}
+
+#[test]
+fn bench_sweeps_a_server_and_reports_every_level() {
+    let server = start(&[]);
+    let (out, levels) = bench(&[
+        "--target",
+        &format!("kaito={}", server.base),
+        "--model",
+        "smollm2",
+        "--concurrency",
+        "1,2",
+        "--requests",
+        "2",
+        "--max-tokens",
+        "4",
+        "--workload",
+        "shared-prefix",
+    ]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("| kaito | 2 | 4 | 0 |"), "{table}");
-    let levels: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json_path);
     let levels = levels.as_array().unwrap();
     assert_eq!(levels.len(), 2);
     for (level, (concurrency, requests)) in levels.iter().zip([(1, 2), (2, 4)]) {
@@ -440,35 +449,22 @@ fn bench_sweeps_a_server_and_reports_every_level() {
 #[test]
 fn bench_takes_turns_at_going_first_and_reports_in_the_given_order() {
     let server = start(&[]);
-    let json_path =
-        std::env::temp_dir().join(format!("kaito-bench-turns-{}.json", std::process::id()));
-    let out = Command::new(KAITO)
-        .args([
-            "bench",
-            "--target",
-            &format!("a={}", server.base),
-            "--target",
-            &format!("b={}", server.base),
-            "--model",
-            "smollm2",
-            "--concurrency",
-            "1,1,1",
-            "--requests",
-            "1",
-            "--max-tokens",
-            "2",
-            "--rotate",
-            "1",
-            "--json",
-        ])
-        .arg(&json_path)
-        .output()
-        .expect("run kaito bench");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, levels) = bench(&[
+        "--target",
+        &format!("a={}", server.base),
+        "--target",
+        &format!("b={}", server.base),
+        "--model",
+        "smollm2",
+        "--concurrency",
+        "1,1,1",
+        "--requests",
+        "1",
+        "--max-tokens",
+        "2",
+        "--rotate",
+        "1",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let measured: Vec<&str> = stderr
         .lines()
@@ -477,8 +473,6 @@ fn bench_takes_turns_at_going_first_and_reports_in_the_given_order() {
         .collect();
     // --rotate 1: b goes first at the first level, then the first place moves on a target a level.
     assert_eq!(measured, ["b", "a", "a", "b", "b", "a"], "{stderr}");
-    let levels: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json_path);
     let levels = levels.as_array().unwrap();
     let order: Vec<(&str, u64)> = levels
         .iter()
