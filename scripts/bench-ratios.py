@@ -12,8 +12,8 @@ recorded it then prints, as a diagnostic beside (never instead of) the medians, 
 against the difference in steal (Spearman) and the median ratio of the runs in which the two servers' levels
 lost about as much to the hypervisor (within MATCHED_STEAL_MS, default 500, of each other).
 """
-import os
 import json
+import os
 import statistics
 import sys
 

@@ -103,21 +103,20 @@ fn sweep(args: &BenchArgs, targets: &[(String, String)]) -> Result<Vec<LevelRepo
     let mut first = args.prompt_offset;
     for (step, &concurrency) in args.concurrency.iter().enumerate() {
         let n = args.requests.max(2 * concurrency);
-        let mut measured: Vec<LevelReport> = Vec::with_capacity(targets.len());
+        // Indexed as the targets were given, so that they are reported in that order whoever went first.
+        let mut measured: Vec<Option<LevelReport>> = vec![None; targets.len()];
         for position in 0..targets.len() {
-            let (name, url) = &targets[(args.rotate + step + position) % targets.len()];
+            let index = (args.rotate + step + position) % targets.len();
+            let (name, url) = &targets[index];
             eprintln!("bench: {name} concurrency {concurrency}, {n} requests");
             let steal_before = steal::total_ms();
             let mut report = level(args, &workload, name, url, concurrency, first..first + n);
             report.steal_ms = steal_before.zip(steal::total_ms()).map(|(a, b)| b - a);
             report.position = position;
             eprintln!("  {}", report.one_line());
-            measured.push(report);
+            measured[index] = Some(report);
         }
-        // Reported in the order the targets were given, whoever went first.
-        for (name, _) in targets {
-            reports.extend(measured.iter().filter(|r| &r.target == name).cloned());
-        }
+        reports.extend(measured.into_iter().flatten());
         first += n;
     }
     if let Some(path) = &args.json {
