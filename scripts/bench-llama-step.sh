@@ -11,10 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-6}"
-scripts/bootstrap.sh
-cargo build --release -p kaito-cli --bin kaito >&2
-model="$(target/release/kaito pull | tail -n 1)"
-peer_tree="$(dirname "$(dirname "$(dirname "$(scripts/build-llama-server.sh)")")")" # …/vendor/llama.cpp
+# shellcheck source=scripts/lib/vs-llama-server.sh
+. scripts/lib/vs-llama-server.sh
+kaito_vs_llama_server_prepare
+model="$KAITO_VS_MODEL"
+peer_tree="$(dirname "$(dirname "$(dirname "$KAITO_VS_PEER")")")" # …/vendor/llama.cpp
 # Every llama-cpp-sys-2 build in target/ holds the same llama.cpp source; take the newest.
 kaito_out="$(dirname "$(dirname "$(ls -t target/release/build/llama-cpp-sys-2-*/out/lib/libllama.a | head -n 1)")")"
 out=target/bench/llama-step

@@ -7,12 +7,20 @@
 #                                     # waits until both answer; both stop when the script exits
 # $KAITO_SERVE_RUST_LOG, when set, is kaito's RUST_LOG (its engine trace, say).
 
-kaito_vs_llama_server_start() {
-  local out="$1" peer model threads="${BENCH_THREADS:-1}" parallel="${BENCH_PARALLEL:-8}" ctx=2048 kport lport url
+# Builds kaito and the peer where missing and fetches the model; sets KAITO_VS_PEER (llama-server's path)
+# and KAITO_VS_MODEL (the GGUF file's path).
+kaito_vs_llama_server_prepare() {
   scripts/bootstrap.sh
   cargo build --release -p kaito-cli --bin kaito >&2
-  peer="$(scripts/build-llama-server.sh)"
-  model="$(target/release/kaito pull | tail -n 1)"
+  KAITO_VS_PEER="$(scripts/build-llama-server.sh)"
+  KAITO_VS_MODEL="$(target/release/kaito pull | tail -n 1)"
+}
+
+kaito_vs_llama_server_start() {
+  local out="$1" peer model threads="${BENCH_THREADS:-1}" parallel="${BENCH_PARALLEL:-8}" ctx=2048 kport lport url
+  kaito_vs_llama_server_prepare
+  peer="$KAITO_VS_PEER"
+  model="$KAITO_VS_MODEL"
   mkdir -p "$out"
   # Two free ports, bound at once so that they differ.
   read -r kport lport < <(python3 -c 'import socket
